@@ -1,0 +1,151 @@
+"""Generation settings, results, and the small helpers generate() needs around it."""
+
+from __future__ import annotations
+
+import copy
+import queue
+import time
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import StoppingCriteria
+from transformers.generation.streamers import BaseStreamer
+
+
+class GenerationSettings(BaseModel):
+    """Sampling settings; ``None`` means "the checkpoint's generation_config decides".
+
+    ``temperature=0`` means greedy decoding, as in the OpenAI API.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int | None = Field(None, ge=1, description="tokens to generate at most")
+    temperature: float | None = Field(None, ge=0, description="0 = greedy")
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    repetition_penalty: float | None = Field(None, gt=0)
+    seed: int | None = Field(None, description="makes sampling reproducible")
+    stop: list[str] | None = Field(None, description="strings that end the reply (not included)")
+    do_sample: bool | None = Field(None, description="force sampling on/off")
+
+    def apply(self, base, default_max_new_tokens: int = 512):
+        """A copy of the model's GenerationConfig with these settings laid over it."""
+        cfg = copy.deepcopy(base)
+        cfg.max_new_tokens = self.max_new_tokens or cfg.max_new_tokens or default_max_new_tokens
+        cfg.max_length = None
+        for key in ("top_p", "top_k", "repetition_penalty"):
+            if getattr(self, key) is not None:
+                setattr(cfg, key, getattr(self, key))
+        if self.temperature is not None:
+            if self.temperature == 0:
+                cfg.do_sample = False
+            else:
+                cfg.temperature = self.temperature
+                cfg.do_sample = True
+        if self.do_sample is not None:
+            cfg.do_sample = self.do_sample
+        if not cfg.do_sample:
+            # Greedy: drop sampling knobs so transformers does not warn they are unused.
+            cfg.temperature, cfg.top_p, cfg.top_k = None, None, None
+        return cfg
+
+
+@dataclass
+class ChatResult:
+    """One reply.
+
+    Attributes:
+        text: the assistant's text (special tokens removed, stop string cut off).
+        finish_reason: ``"stop"`` (end of turn or a stop string) or ``"length"``.
+        prompt_tokens / completion_tokens: token counts as the model saw them.
+        timings: seconds for ``prefill`` (to the first new token) and ``total``, and
+            ``tokens_per_s`` over the decode phase.
+    """
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    timings: dict = field(default_factory=dict)
+    token_ids: list[int] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+            },
+            "timings": self.timings,
+        }
+
+
+class TokenClock(BaseStreamer):
+    """Records when the first new token appears (generate() calls put() once per step)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first_token: float | None = None
+        self._calls = 0
+
+    def put(self, value) -> None:
+        self._calls += 1
+        if self._calls == 2 and self.first_token is None:  # call 1 carries the prompt
+            self.first_token = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+class TokenQueue(TokenClock):
+    """Hands each new token id (batch of one) to a consumer thread; None marks the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q: queue.Queue = queue.Queue()
+
+    def put(self, value) -> None:
+        super().put(value)
+        if self._calls > 1:
+            for t in torch.as_tensor(value).reshape(-1).tolist():
+                self.q.put(t)
+
+    def end(self) -> None:
+        self.q.put(None)
+
+
+def cut_at_stop(text: str, stops: list[str] | None) -> tuple[str, bool]:
+    """Text before the earliest stop string, and whether one was found."""
+    best = -1
+    for s in stops or []:
+        i = text.find(s)
+        if i != -1 and (best == -1 or i < best):
+            best = i
+    return (text[:best], True) if best != -1 else (text, False)
+
+
+def holdback(text: str, stops: list[str] | None) -> int:
+    """How many trailing characters might still become a stop string (or a split UTF-8 char)."""
+    n = 0
+    for s in stops or []:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                n = max(n, k)
+                break
+    # a byte-level tokenizer decodes half a multi-byte character as U+FFFD; wait for the rest
+    tail = len(text) - len(text.rstrip("\ufffd"))
+    return max(n, tail)
+
+
+class Cancelled(StoppingCriteria):
+    """Stops generate() once ``event`` is set (a streaming consumer went away or hit a stop)."""
+
+    def __init__(self, event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
