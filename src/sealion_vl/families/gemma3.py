@@ -15,27 +15,30 @@ class Gemma3Adapter(FamilyAdapter):
     media_tokens = {"image": "<start_of_image>"}
 
     def prepare(self, messages: list[Message]) -> list[Message]:
-        """Fold the system prompt into the first user turn and merge same-role neighbours.
+        """Give the template one leading system turn and strictly alternating turns.
 
-        Gemma 3 has no system role: its official template prepends the system text (plus a
-        blank line) to the first user turn and raises on two user turns in a row, which
-        happens with tool results or pasted histories. Doing it here means a checkpoint
-        whose own template is stricter still gets a valid conversation.
+        Gemma 3 has no system role: its template folds one leading system message into
+        the first user turn, and raises on two user turns in a row (which tool results
+        or pasted histories produce). So: all system texts become one leading system
+        message, and neighbouring turns of one role are merged, their texts joined by a
+        blank line (the template trims each text part, so the join must sit inside one).
         """
-        system = [m for m in messages if m.role == "system"]
-        rest = [m for m in messages if m.role != "system"]
+        system = [p.text for m in messages if m.role == "system" for p in m.parts if p.text]
         out: list[Message] = []
-        for m in rest:
+        for m in messages:
+            if m.role == "system":
+                continue
             role = "assistant" if m.role == "assistant" else "user"
             if out and out[-1].role == role:
-                out[-1] = Message(role, out[-1].parts + [Part.of_text("\n\n")] + m.parts)
+                out[-1] = Message(role, _join(out[-1].parts, m.parts))
             else:
                 out.append(Message(role, list(m.parts)))
         if system:
-            text = "\n\n".join(p.text for m in system for p in m.parts if p.type == "text")
-            prefix = [Part.of_text(text.strip() + "\n\n")]
-            if out and out[0].role == "user":
-                out[0] = Message("user", prefix + out[0].parts)
-            else:
-                out.insert(0, Message("user", prefix))
+            out.insert(0, Message("system", [Part.of_text("\n\n".join(system))]))
         return out
+
+
+def _join(a: list[Part], b: list[Part]) -> list[Part]:
+    if a and b and a[-1].type == "text" and b[0].type == "text":
+        return a[:-1] + [Part.of_text(a[-1].text.rstrip() + "\n\n" + b[0].text.lstrip())] + b[1:]
+    return a + b

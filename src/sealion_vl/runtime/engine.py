@@ -18,7 +18,7 @@ from transformers import StoppingCriteriaList
 from sealion_vl.errors import ContextLengthError
 from sealion_vl.families import FamilyAdapter
 from sealion_vl.media import MediaLimits
-from sealion_vl.messages import Message, parse_conversation
+from sealion_vl.messages import Message, parse_conversation, to_template_messages
 from sealion_vl.runtime import batching
 from sealion_vl.runtime.generation import (
     Cancelled,
@@ -160,6 +160,11 @@ class ChatModel:
             finally:
                 cancel.set()  # a stop string or a closed consumer ends generation early
                 worker.join()
+
+    def render(self, messages: Any, reasoning: bool | None = None) -> str:
+        """The exact prompt string the model will see for ``messages`` (before media expansion)."""
+        conv = self.adapter.prepare(parse_conversation(messages))
+        return self._render(to_template_messages(conv), reasoning)
 
     def count_tokens(self, messages: Any, reasoning: bool | None = None) -> int:
         """Prompt length in tokens (media expanded) for one conversation."""

@@ -66,8 +66,17 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, catalog.CatalogEntry 
 
 
 def _load_config(source: str):
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        raise CheckpointNotFoundError(
+            f"{source!r} is a folder but not a transformers checkpoint (no config.json); "
+            "pass the folder that holds config.json and the weights"
+        )
     try:
         return AutoConfig.from_pretrained(source)
+    except ValueError as e:  # config.json with an unknown or missing model_type
+        raise UnsupportedModelError(
+            f"{source!r}: transformers cannot read its config ({e})"
+        ) from None
     except OSError as e:
         if Path(source).is_dir():
             raise CheckpointNotFoundError(

@@ -1,0 +1,224 @@
+"""The ``sealion-vl`` command. Each subcommand is a thin shell over one public function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sealion_vl import catalog
+from sealion_vl.errors import SealionError
+
+app = typer.Typer(
+    help="Run, serve, adapt and evaluate AI Singapore's SEA-LION vision-language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {e}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
+    sealion_only: Annotated[
+        bool, typer.Option("--sealion", help="Only AI Singapore's releases, not base models.")
+    ] = False,
+) -> None:
+    """List the checkpoints sealion-vl knows by name (short name, family, size, context...)."""
+    entries = catalog.list_models(sealion_only=sealion_only)
+    if as_json:
+        print(json.dumps([e.model_dump(exclude_none=True) for e in entries], indent=2))
+        return
+    table = Table(title="sealion-vl model catalog", show_lines=False)
+    for col in (
+        "short name",
+        "Hugging Face id",
+        "family",
+        "params",
+        "context",
+        "inputs",
+        "tools",
+        "reasoning",
+        "licence",
+    ):
+        table.add_column(col)
+    for e in entries:
+        params = f"{e.params_b:g}B" + (f" ({e.params_total_b:g}B)" if e.params_total_b else "")
+        table.add_row(
+            e.short,
+            e.id,
+            e.family,
+            params,
+            f"{e.context // 1024}k",
+            ",".join(e.modalities),
+            e.tool_format,
+            "yes" if e.reasoning else "no",
+            e.license,
+        )
+    out.print(table)
+
+
+def _user_turn(prompt: str, images: list[str], videos: list[str], audios: list[str]) -> dict:
+    parts: list[dict] = [{"type": "image", "path": p} for p in images]
+    parts += [{"type": "video", "path": p} for p in videos]
+    parts += [{"type": "audio", "path": p} for p in audios]
+    parts.append({"type": "text", "text": prompt})
+    return {"role": "user", "content": parts}
+
+
+@app.command()
+def chat(
+    prompt: Annotated[
+        str | None, typer.Argument(help="The question. Leave out for an interactive session.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Short name, Hugging Face id or checkpoint folder."),
+    ] = None,
+    image: Annotated[
+        list[Path] | None, typer.Option("--image", "-i", help="Image file; repeat for several.")
+    ] = None,
+    video: Annotated[
+        list[Path] | None, typer.Option("--video", help="Video file (Qwen3-VL, Gemma 4).")
+    ] = None,
+    audio: Annotated[
+        list[Path] | None, typer.Option("--audio", help="Audio file (Gemma 4).")
+    ] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="Most tokens to generate (default: the checkpoint's).")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="0 for greedy; default: the checkpoint's setting.")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Sample from the k likeliest tokens.")] = None,
+    repetition_penalty: Annotated[
+        float | None, typer.Option(help=">1 discourages repeating tokens.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    stop: Annotated[
+        list[str] | None, typer.Option("--stop", help="Stop string; repeat for several.")
+    ] = None,
+    reasoning: Annotated[
+        bool, typer.Option("--reasoning", help="Switch thinking on (Gemma 4).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, bfloat16, float16 or float32.")] = "auto",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print answer, token counts and timings as JSON.")
+    ] = False,
+) -> None:
+    """Chat with a model about images (and video/audio where the model takes them).
+
+    With a PROMPT it prints one answer. Without one it opens a multi-turn session:
+    type a message; `/image PATH` attaches an image to the next message, `/reset` starts
+    over, Ctrl-D quits.
+    """
+    import sealion_vl
+
+    if model is None:
+        _fail(
+            SealionError(
+                "pass --model (a short name from `sealion-vl models`, an HF id or a folder)"
+            )
+        )
+    gen = dict(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        stop=stop,
+    )
+    gen = {k: v for k, v in gen.items() if v is not None}
+    if reasoning:
+        gen["reasoning"] = True
+    try:
+        with err.status(f"Loading {model} …"):
+            m = sealion_vl.load(model, device=device, dtype=dtype)
+    except SealionError as e:
+        _fail(e)
+    history: list[dict] = [{"role": "system", "content": system}] if system else []
+    files = (
+        [str(p) for p in image or []],
+        [str(p) for p in video or []],
+        [str(p) for p in audio or []],
+    )
+    if prompt is not None:
+        try:
+            result = m.chat(history + [_user_turn(prompt, *files)], **gen)
+        except SealionError as e:
+            _fail(e)
+        if as_json:
+            print(
+                json.dumps(
+                    {"model": m.name, "answer": result.text, **result.to_dict()}, ensure_ascii=False
+                )
+            )
+        else:
+            print(result.text)
+        return
+    _interactive(m, history, files, gen)
+
+
+def _interactive(m, history: list[dict], files, gen: dict) -> None:
+    """A multi-turn session on stdin; replies stream as they are generated."""
+    start = list(history)
+    pending_images = list(files[0])
+    err.print(f"[dim]{m.name}: /image PATH attaches, /reset starts over, Ctrl-D quits[/]")
+    while True:
+        try:
+            line = input("> " if sys.stdin.isatty() else "")
+        except (EOFError, KeyboardInterrupt):
+            err.print()
+            return
+        line = line.strip()
+        if not line:
+            continue
+        if line == "/reset":
+            history, pending_images = list(start), []
+            err.print("[dim]conversation cleared[/]")
+            continue
+        if line.startswith("/image"):
+            path = line[len("/image") :].strip()
+            if not Path(path).is_file():
+                err.print(f"[red]no such image file: {path!r}[/]")
+            else:
+                pending_images.append(path)
+                err.print(f"[dim]attached {path}[/]")
+            continue
+        turn = _user_turn(line, pending_images, list(files[1]), list(files[2]))
+        files = (files[0], [], [])
+        reply = []
+        try:
+            for delta in m.stream(history + [turn], **gen):
+                reply.append(delta)
+                print(delta, end="", flush=True)
+        except SealionError as e:
+            err.print(f"[red]error:[/] {e}")
+            continue
+        print(flush=True)
+        history += [turn, {"role": "assistant", "content": "".join(reply)}]
+        pending_images = []
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

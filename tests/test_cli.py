@@ -1,0 +1,107 @@
+"""The sealion-vl command as a user runs it (a real subprocess for the interactive session)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from sealion_vl.cli import app
+
+
+def test_chat_one_shot_json(checkpoint, media_dir):
+    res = CliRunner().invoke(
+        app,
+        [
+            "chat",
+            "--model",
+            str(checkpoint("gemma3")),
+            "--image",
+            str(media_dir / "a.png"),
+            "--image",
+            str(media_dir / "b.jpg"),
+            "--max-new-tokens",
+            "4",
+            "--temperature",
+            "0",
+            "--json",
+            "Apa ini?",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout.strip().splitlines()[-1])
+    assert payload["usage"]["completion_tokens"] == 4
+    assert set(payload["timings"]) == {"prefill_s", "total_s", "tokens_per_s"}
+    assert isinstance(payload["answer"], str)
+
+
+def test_chat_errors_are_one_line_and_exit_2(tmp_path):
+    res = CliRunner().invoke(app, ["chat", "--model", str(tmp_path / "missing"), "hi"])
+    assert res.exit_code == 2
+    assert "no checkpoint folder" in res.output
+    res = CliRunner().invoke(app, ["chat", "hi"])
+    assert res.exit_code == 2 and "--model" in res.output
+
+
+def test_help_explains_every_flag():
+    res = CliRunner().invoke(app, ["chat", "--help"], env={"COLUMNS": "200"})
+    for flag in (
+        "--model",
+        "--image",
+        "--video",
+        "--audio",
+        "--system",
+        "--max-new-tokens",
+        "--temperature",
+        "--top-p",
+        "--top-k",
+        "--repetition-penalty",
+        "--seed",
+        "--stop",
+        "--reasoning",
+        "--device",
+        "--dtype",
+        "--json",
+    ):
+        assert flag in res.output
+
+
+def test_interactive_session_attach_reset_and_eof(checkpoint, media_dir):
+    script = (
+        "\n".join(
+            [
+                f"/image {media_dir / 'a.png'}",
+                "Apa ini?",
+                "/image /no/such/file.png",
+                "And now?",
+                "/reset",
+                "Hello again",
+            ]
+        )
+        + "\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sealion_vl.cli",
+            "chat",
+            "--model",
+            str(checkpoint("qwen3_vl")),
+            "--max-new-tokens",
+            "3",
+            "--temperature",
+            "0",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "attached" in proc.stderr and "no such image file" in proc.stderr
+    assert "conversation cleared" in proc.stderr
+    assert len(proc.stdout.splitlines()) == 3  # three replies, one line each
