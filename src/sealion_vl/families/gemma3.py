@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealion_vl.families.base import FamilyAdapter
+from sealion_vl.families.base import FamilyAdapter, gemma_packed_masks
 from sealion_vl.messages import Message, Part
 
 
@@ -13,6 +13,19 @@ class Gemma3Adapter(FamilyAdapter):
     modalities = ("text", "image")
     stop_tokens = ("<end_of_turn>", "<eos>")
     media_tokens = {"image": "<start_of_image>"}
+    assistant_header = "<start_of_turn>model\n"
+    turn_end = "<end_of_turn>"
+    module_groups = {
+        "vision": ("model.vision_tower.",),
+        "projector": ("model.multi_modal_projector.",),
+        "language": ("model.language_model.", "lm_head."),
+    }
+
+    def packed_attention(self, model, batch: dict) -> dict | None:
+        """Gemma 3 always attends bidirectionally within an image: see ``gemma_packed_masks``."""
+        from transformers.models.gemma3.modeling_gemma3 import get_block_sequence_ids_for_mask
+
+        return gemma_packed_masks(model, batch, "token_type_ids", get_block_sequence_ids_for_mask)
 
     def prepare(self, messages: list[Message]) -> list[Message]:
         """Give the template one leading system turn and strictly alternating turns.

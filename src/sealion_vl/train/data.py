@@ -1,0 +1,128 @@
+"""The training data stream: samples -> seeded shuffle -> encode -> (packed) micro-batches.
+
+Deterministic from (recipe, seed, rank, world size), so a resumed run replays the stream
+to its saved position and sees exactly the batches the uninterrupted run would have.
+Samples are sharded over ranks by index (sample i -> rank i % world), so 2 processes with
+micro-batch b see, step for step, the samples 1 process with micro-batch 2b sees.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from itertools import count
+
+from PIL import Image
+
+from sealion_vl.data.formats import SkipReport, iter_samples
+from sealion_vl.messages import Message, Part
+from sealion_vl.train.features import Encoder, Features
+from sealion_vl.train.packing import collate
+from sealion_vl.train.recipe import Recipe
+
+
+def shuffled(items: Iterator, buffer: int, seed: int) -> Iterator:
+    """A seeded shuffle window: memory stays at ``buffer`` items however large the input."""
+    rng = random.Random(seed)
+    window: list = []
+    for it in items:
+        window.append(it)
+        if len(window) >= buffer:
+            yield window.pop(rng.randrange(len(window)))
+    rng.shuffle(window)
+    yield from window
+
+
+class BatchStream:
+    """Yields this rank's micro-batches forever (max_steps) or for the recipe's epochs."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        encoder: Encoder,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        report: SkipReport | None = None,
+        multimodal: bool = True,
+    ) -> None:
+        self.recipe = recipe
+        self.encoder = encoder
+        self.rank, self.world = rank, world
+        self.report = report if report is not None else SkipReport()
+        self.multimodal = multimodal
+        self._dummy: Features | None = None
+
+    def _features(self, epoch: int) -> Iterator[Features]:
+        r = self.recipe
+        samples = iter_samples(
+            r.data.train,
+            image_root=r.data.image_root,
+            kind=r.data.kind,
+            caption_prompt=r.data.caption_prompt,
+            report=self.report,
+        )
+        for i, s in enumerate(shuffled(samples, r.data.shuffle_buffer, r.seed + epoch)):
+            if i % self.world != self.rank:
+                continue
+            f = self.encoder(s.id, s.messages)
+            if f.length > r.batch.max_seq_len:
+                self.report.add(s.id, "too_long", f"{f.length} > max_seq_len {r.batch.max_seq_len}")
+                continue
+            if f.n_loss == 0:
+                self.report.add(s.id, "empty_text", "no assistant tokens to learn from")
+                continue
+            yield f
+
+    def _rows(self, feats: Iterator[Features]) -> Iterator[list[list[Features]]]:
+        b = self.recipe.batch
+        rows: list[list[Features]] = []
+        room: list[int] = []
+        for f in feats:
+            if not b.packing:
+                rows.append([f])
+                if len(rows) == b.micro_batch_size:
+                    yield rows
+                    rows = []
+                continue
+            for i, free in enumerate(room):
+                if f.length <= free:
+                    rows[i].append(f)
+                    room[i] -= f.length
+                    break
+            else:
+                if len(rows) == b.micro_batch_size:
+                    yield rows
+                    rows, room = [], []
+                rows.append([f])
+                room.append(b.max_seq_len - f.length)
+        if rows:
+            yield rows
+
+    def dummy(self) -> Features:
+        """A masked blank-image sequence: keeps every vision parameter in the graph."""
+        if self._dummy is None:
+            msg = Message(
+                "user", [Part("image", source=Image.new("RGB", (32, 32))), Part.of_text(" ")]
+            )
+            self._dummy = self.encoder("__dummy__", [msg])
+        return self._dummy
+
+    def _batch(self, rows: list[list[Features]]) -> dict:
+        has_media = any(f.media for row in rows for f in row)
+        if self.multimodal and self.recipe.dummy_image_for_text_batches and not has_media:
+            rows = rows + [[self.dummy()]]
+        return collate(rows, pad_id=self.encoder.pad_id, packed=self.recipe.batch.packing)
+
+    def __iter__(self) -> Iterator[dict]:
+        epochs = range(self.recipe.epochs) if self.recipe.epochs else count()
+        for epoch in epochs:
+            produced = False
+            for rows in self._rows(self._features(epoch)):
+                produced = True
+                yield self._batch(rows)
+            if not produced:
+                raise RuntimeError(
+                    f"no usable training samples in {self.recipe.data.train!r} for rank "
+                    f"{self.rank}; skipped rows: {self.report.to_dict()}"
+                )

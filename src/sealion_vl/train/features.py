@@ -1,0 +1,134 @@
+"""One training sample -> token tensors with loss targets, plus its media tensors.
+
+Loss goes only on what the assistant says: the tokens after each assistant header up to
+and including the turn-end token (so the model learns to stop). System and user turns,
+image/video/audio soft tokens, headers and padding carry no loss. A cpt caption pair is
+a user turn holding the image and an assistant turn holding the caption, so "loss on
+caption tokens only" is the same rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from sealion_vl import media
+from sealion_vl.families import FamilyAdapter
+from sealion_vl.messages import Message, to_template_messages
+
+IGNORE = -100
+
+
+@dataclass
+class Features:
+    """A sample ready for packing.
+
+    Attributes:
+        tokens: 1-D tensors of length L: ``input_ids``, ``labels`` (already shifted: the
+            target of position t is token t+1, IGNORE where no loss) and the family's
+            per-token type ids (``token_type_ids`` / ``mm_token_type_ids``).
+        positions: (P, L) position ids for this sequence alone (P = 1, or 4 for M-RoPE).
+        media: processor tensors concatenated along dim 0 across a batch (pixel_values...).
+    """
+
+    id: str
+    tokens: dict[str, torch.Tensor]
+    positions: torch.Tensor
+    media: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.tokens["input_ids"].shape[0])
+
+    @property
+    def n_loss(self) -> int:
+        return int((self.tokens["labels"] != IGNORE).sum())
+
+
+def cap_pixels(image: Image.Image, max_pixels: int | None) -> Image.Image:
+    """Downscale (keeping aspect) so width*height <= max_pixels; memory stays bounded."""
+    if not max_pixels or image.width * image.height <= max_pixels:
+        return image
+    scale = (max_pixels / (image.width * image.height)) ** 0.5
+    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC)
+
+
+def assistant_mask(input_ids: torch.Tensor, header: list[int], end: int) -> torch.Tensor:
+    """Bool (L,): True on assistant content tokens and the turn-end token closing them."""
+    ids = input_ids.tolist()
+    mask = torch.zeros(len(ids), dtype=torch.bool)
+    h = len(header)
+    i = 0
+    while i <= len(ids) - h:
+        if ids[i : i + h] == header:
+            j = i + h
+            while j < len(ids) and ids[j] != end:
+                mask[j] = True
+                j += 1
+            if j < len(ids):
+                mask[j] = True  # the turn end itself: learning to stop
+            i = j + 1
+        else:
+            i += 1
+    return mask
+
+
+class Encoder:
+    """Encodes conversations for one model: template, processor, loss mask, positions."""
+
+    def __init__(
+        self, model, processor, adapter: FamilyAdapter, *, max_image_pixels: int | None = None
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.adapter = adapter
+        self.max_image_pixels = max_image_pixels
+        tok = processor.tokenizer
+        self.template = processor.chat_template or adapter.chat_template
+        self.header = tok(adapter.assistant_header, add_special_tokens=False)["input_ids"]
+        self.end = tok.convert_tokens_to_ids(adapter.turn_end)
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+
+    def render(self, messages: list[Message]) -> str:
+        return self.processor.apply_chat_template(
+            to_template_messages(messages),
+            chat_template=self.template,
+            tokenize=False,
+            add_generation_prompt=False,
+        )
+
+    def __call__(self, sample_id: str, messages: list[Message]) -> Features:
+        msgs = self.adapter.prepare(messages)
+        images = []
+        for m in msgs:
+            for p in m.parts:
+                if p.type == "image":
+                    img = (
+                        p.source
+                        if isinstance(p.source, Image.Image)
+                        else media.load_image(p.source)
+                    )
+                    images.append(cap_pixels(img, self.max_image_pixels))
+        kwargs = {"text": [self.render(msgs)], "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = [images]
+        enc = self.processor(**kwargs)
+        input_ids = enc["input_ids"][0]
+        mask = assistant_mask(input_ids, self.header, self.end)
+        labels = torch.full_like(input_ids, IGNORE)
+        labels[:-1] = torch.where(mask[1:], input_ids[1:], torch.full_like(input_ids[1:], IGNORE))
+        n = input_ids.shape[0]
+        tokens = {"input_ids": input_ids, "labels": labels}
+        media_t = {}
+        for key, val in enc.items():
+            if key in ("input_ids", "attention_mask"):
+                continue
+            if val.dim() == 2 and val.shape == (1, n):
+                tokens[key] = val[0]
+            else:
+                media_t[key] = val
+        positions = self.adapter.packed_positions(self.model, enc)
+        return Features(sample_id, tokens, positions, media_t)

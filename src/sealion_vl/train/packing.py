@@ -1,0 +1,95 @@
+"""Multimodal sequence packing and batch collation.
+
+Packed rows carry no attention mask; instead each sequence's position ids restart at 0,
+which transformers' mask builder reads as a sequence boundary and turns into a
+block-diagonal (per-sequence) causal mask, keeping Gemma's bidirectional image blocks and
+Qwen3-VL's per-sequence M-RoPE positions. Padding at a row's end is one more "sequence"
+with no loss, so it cannot leak into real ones.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sealion_vl.train.features import IGNORE, Features
+
+
+def pack_greedy(items: list[Features], max_len: int) -> list[list[Features]]:
+    """First-fit packing in arrival order (deterministic); each row holds <= max_len tokens."""
+    rows: list[list[Features]] = []
+    room: list[int] = []
+    for f in items:
+        for i, free in enumerate(room):
+            if f.length <= free:
+                rows[i].append(f)
+                room[i] -= f.length
+                break
+        else:
+            rows.append([f])
+            room.append(max_len - f.length)
+    return rows
+
+
+def collate(rows: list[list[Features]], *, pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
+    """Rows of sequences -> one model batch (right padding).
+
+    Returns:
+        ``input_ids`` / ``labels`` / type ids (B, L); ``position_ids`` (B, L) or (P, B, L)
+        when packed, else ``attention_mask`` (B, L); media tensors concatenated in token
+        order across the batch.
+    """
+    width = max(sum(f.length for f in row) for row in rows)
+    token_keys = list(rows[0][0].tokens)
+    fills = {"input_ids": pad_id, "labels": IGNORE}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in token_keys}
+    positions, masks = [], []
+    media: dict[str, list[torch.Tensor]] = {}
+    for row in rows:
+        used = sum(f.length for f in row)
+        pad = width - used
+        for k in token_keys:
+            parts = [f.tokens[k] for f in row]
+            if pad:
+                parts.append(torch.full((pad,), fills.get(k, 0), dtype=parts[0].dtype))
+            out[k].append(torch.cat(parts))
+        pos = [f.positions for f in row]
+        if pad:
+            pos.append(torch.arange(pad).unsqueeze(0).expand(row[0].positions.shape[0], -1))
+        positions.append(torch.cat(pos, dim=1))
+        masks.append(
+            torch.cat([torch.ones(used, dtype=torch.long), torch.zeros(pad, dtype=torch.long)])
+        )
+        for f in row:
+            for k, v in f.media.items():
+                media.setdefault(k, []).append(v)
+    batch = {k: torch.stack(v) for k, v in out.items()}
+    if packed:
+        pos = torch.stack(positions, dim=1)  # (P, B, L)
+        batch["position_ids"] = pos[0] if pos.shape[0] == 1 else pos
+    else:
+        batch["attention_mask"] = torch.stack(masks)
+    for k, v in media.items():
+        batch[k] = torch.cat(v, dim=0)
+    return batch
+
+
+def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=None):
+    """(B, L) cross-entropy per position (0 where the label is IGNORE), in float32.
+
+    ``adapter`` supplies packed-attention masks where transformers' own would leak across
+    sequences; ``raw_model`` is the unwrapped model (DDP/FSDP wrap ``model``).
+    """
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if adapter is not None and "position_ids" in inputs:
+        masks = adapter.packed_attention(raw_model or model, inputs)
+        if masks is not None:
+            inputs["attention_mask"] = masks
+    logits = model(**inputs, use_cache=False).logits.float()
+    labels = batch["labels"]
+    flat = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    )
+    return flat.view(labels.shape)

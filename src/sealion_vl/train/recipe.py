@@ -1,0 +1,120 @@
+"""Training recipes: one pydantic model is the single source of truth for YAML keys and help.
+
+A recipe file is validated before anything loads; unknown keys are errors (a typo must not
+silently train with a default). The resolved recipe is saved beside every output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    train: str = Field(description="JSONL file/folder, WebDataset shards, or a datasets folder")
+    image_root: str | None = Field(None, description="folder image paths are relative to")
+    kind: Literal["auto", "caption", "conversation"] = "auto"
+    caption_prompt: str = Field("", description="user text shown with the image in cpt")
+    max_image_pixels: int | None = Field(
+        None, gt=0, description="downscale larger images to this many pixels (memory cap)"
+    )
+    shuffle_buffer: int = Field(1000, ge=1, description="seeded shuffle window (streaming)")
+
+
+class FreezeConfig(_Strict):
+    vision: bool = Field(True, description="freeze the vision (and audio) tower")
+    projector: bool = Field(False, description="freeze the multimodal projector")
+    language: bool = Field(False, description="freeze the language model (and lm_head)")
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ],
+        description="linear layer names inside the language model that get adapters",
+    )
+
+
+class OptimConfig(_Strict):
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+
+
+class BatchConfig(_Strict):
+    micro_batch_size: int = Field(1, ge=1, description="rows per forward pass")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    max_seq_len: int = Field(2048, ge=16, description="tokens per row; longer samples skipped")
+    packing: bool = Field(True, description="pack several samples per row, attention isolated")
+
+
+class Recipe(_Strict):
+    """A complete training run (stage cpt or sft) for a Gemma 3 / Qwen3-VL / Gemma 4 model."""
+
+    stage: Literal["cpt", "sft"]
+    model: str = Field(description="checkpoint folder, catalog short name or HF id")
+    output_dir: str
+    data: DataConfig
+    freeze: FreezeConfig = FreezeConfig()
+    lora: LoraConfig | None = None
+    optim: OptimConfig = OptimConfig()
+    batch: BatchConfig = BatchConfig()
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps (or use epochs)")
+    epochs: int | None = Field(None, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    seed: int = 0
+    save_every: int | None = Field(None, ge=1, description="checkpoint every N steps")
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(1, ge=1)
+    dummy_image_for_text_batches: bool = Field(
+        True, description="give text-only batches a masked dummy image (ZeRO-3/FSDP need it)"
+    )
+
+    @model_validator(mode="after")
+    def _length(self) -> Recipe:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of max_steps or epochs")
+        return self
+
+
+def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Read and validate a recipe YAML; ``overrides`` are dotted keys (``optim.lr``)."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    base = Path(path).parent
+    recipe = Recipe.model_validate(raw)
+    # relative data paths in a recipe are relative to the recipe file
+    for attr in ("train", "image_root"):
+        val = getattr(recipe.data, attr)
+        if val and not Path(val).is_absolute() and (base / val).exists():
+            setattr(recipe.data, attr, str(base / val))
+    return recipe
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
