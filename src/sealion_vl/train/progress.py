@@ -1,4 +1,4 @@
-"""Training progress: a rich bar (loss, tokens/s, ETA), metrics.jsonl, and TensorBoard if present."""
+"""Training progress: a rich bar (loss, tokens/s, ETA), metrics.jsonl, TensorBoard if present."""
 
 from __future__ import annotations
 
