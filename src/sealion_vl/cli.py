@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sealion_vl import catalog
+from sealion_vl.data.filter_cli import data_app
 from sealion_vl.errors import SealionError
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(data_app, name="data")
 out = Console()
 err = Console(stderr=True)
 
@@ -214,6 +216,61 @@ def _interactive(m, history: list[dict], files, gen: dict) -> None:
         print(flush=True)
         history += [turn, {"role": "assistant", "content": "".join(reply)}]
         pending_images = []
+
+
+def _parse_sets(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SealionError(
+                f"--set takes KEY=VALUE (dotted keys like optim.lr=1e-4), got {pair!r}"
+            )
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def train(
+    recipe: Annotated[
+        Path, typer.Argument(help="Recipe YAML (stage cpt or sft).", exists=True, dir_okay=False)
+    ],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the newest checkpoint in output_dir.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key, e.g. --set optim.lr=1e-4 (repeat)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Continued pre-training (cpt) or SFT from a recipe; writes a transformers checkpoint.
+
+    Multi-GPU / multi-process: `accelerate launch --config_file
+    src/sealion_vl/train/launch/ddp.yaml -m sealion_vl.cli train RECIPE` (fsdp.yaml and
+    zero3.yaml too), or `torchrun --nproc_per_node N -m sealion_vl.cli train RECIPE`.
+    """
+    from pydantic import ValidationError
+
+    from sealion_vl.train import load_recipe, run
+
+    try:
+        r = load_recipe(recipe, _parse_sets(set_ or []))
+    except (ValidationError, SealionError) as e:
+        _fail(SealionError(f"{recipe}: {e}"))
+    try:
+        result = run(r, resume=resume, progress=progress)
+    except SealionError as e:
+        _fail(e)
+    err.print(
+        f"trained {result.steps} steps, final loss {result.last_loss:.4f}, "
+        f"{result.tokens} loss tokens; checkpoint in {result.output_dir}"
+    )
+    skipped = result.skipped.get("total_skipped", 0)
+    if skipped:
+        err.print(f"[yellow]{skipped} rows skipped[/] (see {result.output_dir}/data_report.json)")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

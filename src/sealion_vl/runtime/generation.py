@@ -136,8 +136,9 @@ def holdback(text: str, stops: list[str] | None) -> int:
             if text.endswith(s[:k]):
                 n = max(n, k)
                 break
-    # a byte-level tokenizer decodes half a multi-byte character as U+FFFD; wait for the rest
-    tail = len(text) - len(text.rstrip("\ufffd"))
+    # a byte-level tokenizer decodes half a multi-byte character as U+FFFD; wait for the rest.
+    # A UTF-8 character is at most 4 bytes, so only the last 3 can still be completed.
+    tail = min(3, len(text) - len(text.rstrip("\ufffd")))
     return max(n, tail)
 
 

@@ -17,7 +17,8 @@ from rich.progress import Progress as RichProgress
 
 
 class Progress:
-    def __init__(self, out: Path, *, total: int, start: int, enabled: bool) -> None:
+    def __init__(self, out: Path, *, total: int, start: int, enabled: bool, bar: bool) -> None:
+        """``enabled``: this process writes metrics (the main one); ``bar``: draw the bar."""
         self.enabled = enabled
         self.t0 = time.perf_counter()
         self.tokens = 0
@@ -27,6 +28,14 @@ class Progress:
         if not enabled:
             return
         out.mkdir(parents=True, exist_ok=True)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(out / "tensorboard"))
+        except Exception:  # tensorboard is optional
+            self._tb = None
+        if not bar:
+            return
         self._bar = RichProgress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -39,12 +48,6 @@ class Progress:
         )
         self._task = self._bar.add_task("train", total=total, completed=start, loss="-", tps="-")
         self._bar.start()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(out / "tensorboard"))
-        except Exception:  # tensorboard is optional
-            self._tb = None
 
     def step(self, step: int, loss: float, lr: float, tokens: int) -> None:
         if not self.enabled:
@@ -66,7 +69,8 @@ class Progress:
             self._tb.add_scalar("loss", loss, step)
             self._tb.add_scalar("lr", lr, step)
             self._tb.add_scalar("tokens_per_s", tps, step)
-        self._bar.update(self._task, completed=step, loss=f"{loss:.4f}", tps=f"{tps:.0f}")
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, loss=f"{loss:.4f}", tps=f"{tps:.0f}")
 
     def close(self) -> None:
         if self._bar is not None:

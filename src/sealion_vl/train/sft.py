@@ -121,7 +121,12 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    accelerator = Accelerator(mixed_precision="bf16" if recipe.precision == "bf16" else "no")
+    # cpu=True on GPU-less machines: without it accelerate ignores torchrun's WORLD_SIZE on
+    # CPU and every process trains alone (gloo is then used for the process group)
+    accelerator = Accelerator(
+        mixed_precision="bf16" if recipe.precision == "bf16" else "no",
+        cpu=not torch.cuda.is_available(),
+    )
     set_seed(recipe.seed)
     out = Path(recipe.output_dir)
     model, processor, adapter = _load(recipe)
@@ -151,7 +156,10 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
         params, lr=recipe.optim.lr, betas=recipe.optim.betas, weight_decay=recipe.optim.weight_decay
     )
     scheduler = _scheduler(optimizer, recipe, total)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler stays unprepared: accelerate would step it once per process per step
+    # (it assumes each process sees 1/N of the steps); we step it once per optimizer step.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
 
     start = 0
     if resume and (ckpt := checkpoint.latest(out)) is not None:
@@ -160,7 +168,7 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
     for _ in range(start * recipe.batch.grad_accum):  # replay the data to the saved position
         next(batches)
 
-    log = Progress(out, total=total, start=start, enabled=progress and accelerator.is_main_process)
+    log = Progress(out, total=total, start=start, enabled=accelerator.is_main_process, bar=progress)
     loss_value, tokens_seen = float("nan"), 0
     model.train()
     for step in range(start, total):
@@ -217,15 +225,19 @@ class _null:
 def _save_final(accelerator, model, processor, recipe: Recipe, report, out: Path) -> None:
     """Write a standard transformers checkpoint folder atomically (tmp dir, then rename)."""
     accelerator.wait_for_everyone()
-    model = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model)
+    is_peft = hasattr(unwrapped, "merge_and_unload")
+    # a collective under FSDP / ZeRO-3 (gathers the full weights), so every rank calls it
+    state = None if is_peft else accelerator.get_state_dict(model)
     if not accelerator.is_main_process:
         return
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
     tmp = out / ".final-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
+    if is_peft:
+        unwrapped.merge_and_unload().save_pretrained(tmp)
+    else:
+        unwrapped.save_pretrained(tmp, state_dict=state)
     processor.save_pretrained(tmp)
     (tmp / "recipe.resolved.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     (tmp / "data_report.json").write_text(json.dumps(report.to_dict(), indent=1))

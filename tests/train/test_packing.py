@@ -1,0 +1,79 @@
+"""A packed batch gives every sequence exactly the loss it has alone (attention isolated)."""
+
+import pytest
+import torch
+
+from sealion_vl.messages import parse_conversation
+from sealion_vl.train.features import Encoder
+from sealion_vl.train.packing import collate, pack_greedy, token_losses
+
+
+def _convs(media_dir):
+    a, b = str(media_dir / "a.png"), str(media_dir / "b.jpg")
+    return [
+        [
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [{"type": "image", "path": a}, {"type": "text", "text": "What is it?"}],
+            },
+            {"role": "assistant", "content": "A red flag."},
+        ],
+        [
+            {"role": "user", "content": "Hello there"},
+            {"role": "assistant", "content": "Hi! Apa khabar?"},
+            {"role": "user", "content": "Baik"},
+            {"role": "assistant", "content": "Bagus."},
+        ],
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "path": a},
+                    {"type": "image", "path": b},
+                    {"type": "text", "text": "Compare"},
+                ],
+            },
+            {"role": "assistant", "content": "Same colours."},
+        ],
+    ]
+
+
+@pytest.mark.parametrize("family", ["gemma3", "qwen3_vl", "gemma4", "gemma4-bidirectional"])
+def test_packed_per_sequence_loss_equals_unpacked(chat_model, media_dir, family):
+    m = chat_model(family.split("-")[0])
+    text_cfg = m.model.config.get_text_config()
+    saved = getattr(text_cfg, "use_bidirectional_attention", None)
+    if family.endswith("bidirectional"):  # larger Gemma 4 models attend both ways in images
+        text_cfg.use_bidirectional_attention = "vision"
+    try:
+        enc = Encoder(m.model, m.processor, m.adapter)
+        feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
+        with torch.no_grad():
+            alone = [
+                token_losses(m.model, collate([[f]], pad_id=enc.pad_id, packed=False), m.adapter)[
+                    0
+                ].sum()
+                for f in feats
+            ]
+            rows = pack_greedy(feats, max_len=sum(f.length for f in feats))
+            assert len(rows) == 1 and len(rows[0]) == 3
+            batch = collate(rows, pad_id=enc.pad_id, packed=True)
+            losses = token_losses(m.model, batch, m.adapter)[0]
+        offset = 0
+        for f, ref in zip(feats, alone, strict=True):
+            got = losses[offset : offset + f.length].sum()
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4)
+            offset += f.length
+    finally:
+        text_cfg.use_bidirectional_attention = saved
+
+
+def test_pack_greedy_respects_max_len_and_order():
+    class F:
+        def __init__(self, n):
+            self.length = n
+
+    rows = pack_greedy([F(5), F(4), F(3), F(6), F(1)], max_len=8)
+    assert [[f.length for f in r] for r in rows] == [[5, 3], [4, 1], [6]]
+    assert all(sum(f.length for f in r) <= 8 for r in rows)
