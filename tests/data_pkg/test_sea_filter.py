@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from sealion_vl.data import sea_filter
+from sealion_vl.data import sea_filter, sea_index
 from sealion_vl.data.filter_cli import data_app
 from sealion_vl.data.sea_filter import (
     SEA_LANGUAGES,
@@ -207,21 +207,21 @@ def test_scores_are_deterministic_combined_and_bounded():
 
 
 def test_entity_data_files_are_validated(monkeypatch):
-    index = sea_filter._entity_index()
+    index = sea_index._entity_index()
     kinds = Counter(e.kind for e, _ in index.words.values())
     assert {"country", "city", "dish", "landmark", "festival"} <= set(kinds)
     assert len(index.words) > 500 and index.substr and index.masks
     bad = (
         "kind: dish\nentities:\n  - {name: a, aliases: [laksa]}\n  - {name: b, aliases: [Laksa]}\n"
     )
-    monkeypatch.setattr(sea_filter, "_entity_files", lambda: [("bad.yaml", bad)])
-    sea_filter._entity_index.cache_clear()
+    monkeypatch.setattr(sea_index, "_entity_files", lambda: [("bad.yaml", bad)])
+    sea_index._entity_index.cache_clear()
     try:
         with pytest.raises(EntityDataError, match="bad.yaml.*'Laksa'.*one entity only"):
-            sea_filter._entity_index()
+            sea_index._entity_index()
     finally:
         monkeypatch.undo()
-        sea_filter._entity_index.cache_clear()
+        sea_index._entity_index.cache_clear()
 
 
 # ----------------------------------------------------------------------------- the filter job
