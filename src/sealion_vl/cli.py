@@ -14,6 +14,7 @@ from rich.table import Table
 from sealion_vl import catalog
 from sealion_vl.data.filter_cli import data_app
 from sealion_vl.errors import SealionError
+from sealion_vl.nano.cli import nano_app
 
 app = typer.Typer(
     help="Run, serve, adapt and evaluate AI Singapore's SEA-LION vision-language models.",
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(nano_app, name="nano")
 out = Console()
 err = Console(stderr=True)
 
@@ -86,9 +88,10 @@ def chat(
         str | None, typer.Argument(help="The question. Leave out for an interactive session.")
     ] = None,
     model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Short name, Hugging Face id or checkpoint folder."),
-    ] = None,
+        str,
+        typer.Option("--model", "-m", help="Short name, Hugging Face id or checkpoint folder "
+                     "(default: nano, the small offline demo model shipped with sealion-vl)."),
+    ] = "nano",
     image: Annotated[
         list[Path] | None, typer.Option("--image", "-i", help="Image file; repeat for several.")
     ] = None,
@@ -131,12 +134,6 @@ def chat(
     """
     import sealion_vl
 
-    if model is None:
-        _fail(
-            SealionError(
-                "pass --model (a short name from `sealion-vl models`, an HF id or a folder)"
-            )
-        )
     gen = dict(
         max_new_tokens=max_new_tokens,
         temperature=temperature,

@@ -53,7 +53,13 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, catalog.CatalogEntry 
         if entry.local_path:
             from importlib import resources
 
-            return str(resources.files("sealion_vl").joinpath(entry.local_path)), entry
+            folder = Path(str(resources.files("sealion_vl").joinpath(entry.local_path)))
+            if not (folder / "config.json").is_file():
+                raise CheckpointNotFoundError(
+                    f"{entry.short!r} ships inside sealion-vl but {folder} holds no checkpoint; "
+                    "reinstall the package, or rebuild it with `sealion-vl nano build OUT`"
+                )
+            return str(folder), entry
         return entry.id, entry
     looks_like_path = text.startswith((".", "/", "~")) or os.sep in text.replace("/", "", 1)
     if looks_like_path or path.exists() or not _HUB_ID.match(text):

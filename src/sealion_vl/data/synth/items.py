@@ -1,0 +1,201 @@
+"""One training/evaluation item of each kind: its images, prompt, gold answer and meta.
+
+Every builder takes an ``rng`` (``random.Random``), a language code, and for MCQ / MARVL the
+label the item must have (so the caller can balance labels exactly), and returns an
+:class:`Item`. Paths and ids are the caller's business (see ``generate``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from sealion_vl.data.synth.draw import render_fruit, render_scene
+from sealion_vl.data.synth.flags import render_flag
+from sealion_vl.data.synth.world import (
+    CAPITALS,
+    COLOURS,
+    COUNTRIES,
+    COUNTS,
+    FRUITS,
+    HYPOTHESES,
+    TOOL_NAME,
+    TOOL_SYSTEM,
+    caption,
+    country_in_sentence,
+    lang,
+    number,
+    words,
+)  # fmt: skip
+
+KINDS = ("caption", "vqa", "mcq", "marvl", "toolcall")
+LETTERS = "ABCD"
+IMAGE_KINDS = ("scene", "flag", "fruit")
+# Questions that can be asked about each image kind.
+_QUESTIONS = {"scene": ("colour", "count", "shape"), "flag": ("flag",),
+              "fruit": ("fruit", "fruit_count")}  # fmt: skip
+# MCQ needs 4 options, and there are only 3 shapes.
+_MCQ_QUESTIONS = {**_QUESTIONS, "scene": ("colour", "count")}
+
+
+@dataclass
+class Item:
+    """What a builder returns. ``images`` are ``(image, facts)`` pairs in prompt order."""
+
+    images: list[tuple[Image.Image, dict]]
+    prompt: str
+    answer: str
+    meta: dict = field(default_factory=dict)
+    system: str | None = None
+
+
+def render(rng: random.Random, kind: str, **facts) -> tuple[Image.Image, dict]:
+    """An image of ``kind`` (``scene``, ``flag``, ``fruit``) with optional fixed facts."""
+    if kind == "scene":
+        return render_scene(rng, **facts)
+    if kind == "fruit":
+        return render_fruit(rng, **facts)
+    country = facts.get("country") or rng.choice(COUNTRIES)
+    return render_flag(country, rng), {"kind": "flag", "country": country}
+
+
+def _gold(code: str, question: str, facts: dict) -> str:
+    """The answer word of ``question`` about an image with ``facts``, in language ``code``."""
+    if question in ("count", "fruit_count"):
+        return number(code, facts["count"])
+    group, key = {
+        "colour": ("colours", "colour"), "shape": ("shapes", "shape"),
+        "flag": ("countries", "country"), "fruit": ("fruits", "fruit"),
+    }[question]  # fmt: skip
+    return words(code, group)[facts[key]]
+
+
+def _pick_image(rng: random.Random, part: str) -> str:
+    return "scene" if part == "general" else rng.choice(IMAGE_KINDS)
+
+
+def caption_item(rng: random.Random, code: str, part: str) -> Item:
+    """Asks to describe the image; the answer is its one reference caption."""
+    image = render(rng, _pick_image(rng, part))
+    prompt = rng.choice(lang(code)["questions"]["describe"])
+    return Item([image], prompt, caption(code, image[1]), {"question": "describe"})
+
+
+def vqa_item(rng: random.Random, code: str, part: str) -> Item:
+    """A short-answer question (colour / count / shape / flag / fruit / fruit_count)."""
+    image = render(rng, _pick_image(rng, part))
+    question = rng.choice(_QUESTIONS[image[1]["kind"]])
+    prompt = rng.choice(lang(code)["questions"][question])
+    return Item([image], prompt, _gold(code, question, image[1]), {"question": question})
+
+
+def mcq_item(rng: random.Random, code: str, part: str, label: int) -> Item:
+    """CVQA shape: a question, options A-D in the language, answer "<tag> <letter>"."""
+    image = render(rng, _pick_image(rng, part))
+    facts = image[1]
+    question = rng.choice(_MCQ_QUESTIONS[facts["kind"]])
+    t = lang(code)
+    correct = _gold(code, question, facts)
+    if question in ("count", "fruit_count"):
+        pool = [number(code, n) for n in COUNTS]
+    else:
+        group = {"colour": "colours", "flag": "countries", "fruit": "fruits"}
+        pool = list(words(code, group[question]).values())
+    distractors = rng.sample([w for w in pool if w != correct], 3)
+    options = distractors[:label] + [correct] + distractors[label:]
+    lines = [rng.choice(t["questions"][question])]
+    lines += [f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=True)]
+    lines.append(t["mcq_instruction"])
+    meta = {
+        "question": question, "options": options, "label": label, "letter": LETTERS[label],
+        "tag": t["answer_tag"], "gold": correct,
+    }  # fmt: skip
+    return Item([image], "\n".join(lines), f"{t['answer_tag']} {LETTERS[label]}", meta)
+
+
+def _other(rng: random.Random, values, not_this):
+    return rng.choice([v for v in values if v != not_this])
+
+
+def _marvl_pair(rng: random.Random, concept: str, label: bool) -> tuple[list, dict]:
+    """Left and right images for a hypothesis ``concept`` whose truth is ``label``."""
+    fmt: dict = {}
+    if concept == "more_shapes":
+        if label:
+            right = rng.choice(COUNTS[:-1])
+            left = rng.choice([c for c in COUNTS if c > right])
+        else:
+            left = rng.choice(COUNTS)
+            right = rng.choice([c for c in COUNTS if c >= left])
+        pair = [render(rng, "scene", count=left), render(rng, "scene", count=right)]
+    elif concept in ("same_flag", "same_colour", "same_fruit"):
+        kind, key, values = {
+            "same_flag": ("flag", "country", COUNTRIES),
+            "same_colour": ("scene", "colour", COLOURS),
+            "same_fruit": ("fruit", "fruit", FRUITS),
+        }[concept]  # fmt: skip
+        a = rng.choice(values)
+        b = a if label else _other(rng, values, a)
+        pair = [render(rng, kind, **{key: a}), render(rng, kind, **{key: b})]
+    elif concept == "left_fruit":
+        left = render(rng, "fruit" if label else rng.choice(("scene", "flag")))
+        pair = [left, render(rng, rng.choice(IMAGE_KINDS))]
+    elif concept == "right_flag_of":
+        country = rng.choice(COUNTRIES)
+        fmt["country"] = country
+        if label:
+            right = render(rng, "flag", country=country)
+        elif rng.random() < 0.8:  # mostly another flag: the hard negative
+            right = render(rng, "flag", country=_other(rng, COUNTRIES, country))
+        else:
+            right = render(rng, rng.choice(("scene", "fruit")))
+        pair = [render(rng, rng.choice(IMAGE_KINDS)), right]
+    else:
+        raise ValueError(f"unknown MARVL concept {concept!r}; expected one of {HYPOTHESES}")
+    return pair, fmt
+
+
+def marvl_item(rng: random.Random, code: str, part: str, label: bool) -> Item:
+    """MARVL shape: two images, a hypothesis in the language, answer its true/false word."""
+    t = lang(code)
+    concept = rng.choice(HYPOTHESES)
+    pair, fmt = _marvl_pair(rng, concept, label)
+    words_in = {k: country_in_sentence(code, v) for k, v in fmt.items()}
+    hypothesis = t["hypotheses"][concept].format(**words_in)
+    answer = t["true_word"] if label else t["false_word"]
+    meta = {
+        "concept": concept, "hypothesis": hypothesis, "label": label,
+        "true_word": t["true_word"], "false_word": t["false_word"], **fmt,
+    }  # fmt: skip
+    return Item(pair, f"{hypothesis}\n{t['marvl_question']}", answer, meta)
+
+
+def tool_call(city: str) -> str:
+    """The assistant reply calling the weather tool (Gemma 3 fenced ``tool_code`` format)."""
+    return f'```tool_code\n{TOOL_NAME}(city="{city}")\n```'
+
+
+def toolcall_item(rng: random.Random, code: str, part: str) -> Item:
+    """A flag + "weather in this country's capital?" -> ``get_weather(city=...)``."""
+    image = render(rng, "flag")
+    city = CAPITALS[image[1]["country"]]
+    prompt = rng.choice(lang(code)["questions"]["weather"])
+    meta = {"question": "weather", "tool": TOOL_NAME, "arguments": {"city": city}}
+    return Item([image], prompt, tool_call(city), meta, system=TOOL_SYSTEM)
+
+
+def build(kind: str, rng: random.Random, code: str, part: str, label=None) -> Item:
+    """Dispatch to the builder of ``kind`` (one of :data:`KINDS`)."""
+    if kind == "mcq":
+        return mcq_item(rng, code, part, label)
+    if kind == "marvl":
+        return marvl_item(rng, code, part, label)
+    builder = {"caption": caption_item, "vqa": vqa_item, "toolcall": toolcall_item}.get(kind)
+    if builder is None:
+        raise ValueError(f"unknown item kind {kind!r}; expected one of {KINDS}")
+    return builder(rng, code, part)
+
+
+__all__ = ["KINDS", "Item", "build", "render", "tool_call"]

@@ -1,0 +1,162 @@
+"""``sealion-vl nano build``: nano from nothing, with the toolkit's own recipes.
+
+synthetic SEA world -> byte-level BPE tokenizer (Gemma 3 tokens) -> random Gemma 3 VLM ->
+stage 1 general SFT (English shapes) -> stage 2 SEA captions cpt -> stage 3 SEA SFT ->
+held-out evaluation (general model and final model) -> model card. Every stage is a
+shipped recipe (``train/recipes/nano-*.yaml``) run through ``sealion_vl.train.run``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from sealion_vl.nano.model import SIZES, init_checkpoint
+from sealion_vl.nano.tokenizer import train_tokenizer
+
+STAGES = ("nano-general", "nano-cpt", "nano-sft")
+CARD_FILES = ("README.md", "eval.json")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How much of everything; ``smoke`` is the seconds-long version CI runs."""
+
+    size: str = "nano"
+    n_general: int = 6000
+    n_sea: int = 24000
+    n_heldout: int = 800
+    steps: tuple[int, int, int] | None = None  # None: the recipes' max_steps
+    seed: int = 0
+
+
+SMOKE = BuildPlan(size="smoke", n_general=40, n_sea=80, n_heldout=24, steps=(3, 2, 3))
+
+
+def _recipe_path(name: str) -> Path:
+    return Path(str(resources.files("sealion_vl"))) / "train" / "recipes" / f"{name}.yaml"
+
+
+def _corpus(folders: list[Path]):
+    """Every text of the training records: what the tokenizer must encode compactly."""
+    for folder in folders:
+        for name in ("sft.jsonl", "captions.jsonl"):
+            path = folder / name
+            if not path.exists():
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                rec = json.loads(line)
+                if "caption" in rec:
+                    yield rec["caption"]
+                for m in rec.get("messages", []):
+                    c = m["content"]
+                    yield (
+                        c
+                        if isinstance(c, str)
+                        else " ".join(p.get("text", "") for p in c if p.get("type") == "text")
+                    )
+
+
+def build_nano(
+    out: Path, plan: BuildPlan = BuildPlan(), *, progress: bool = True, log=print
+) -> dict:
+    """Build nano into ``out`` (the final checkpoint + card); work files go to out/work.
+
+    Returns:
+        The evaluation dict written to ``out/eval.json``.
+    """
+    from sealion_vl import load
+    from sealion_vl.data.synth import generate
+    from sealion_vl.nano.evaluate import evaluate
+    from sealion_vl.train import load_recipe, run
+
+    t0 = time.perf_counter()
+    work = out / "work"
+    data = work / "data"
+    folders = {
+        "general/train": ("general", "train", plan.n_general),
+        "sea/train": ("sea", "train", plan.n_sea),
+        "sea/heldout": ("sea", "heldout", plan.n_heldout),
+    }
+    for rel, (part, split, n) in folders.items():
+        if not (data / rel / "sft.jsonl").exists():
+            log(f"[nano] generating {rel} ({n} items)")
+            generate(data / rel, part=part, split=split, n=n, seed=plan.seed, progress=progress)
+    size = SIZES[plan.size]
+    init = work / "nano-init"
+    if not (init / "config.json").exists():
+        log("[nano] training the tokenizer and initialising the model")
+        corpus = list(_corpus([data / "general/train", data / "sea/train"]))
+        tok = train_tokenizer("gemma3", corpus, vocab_size=size.vocab)
+        init_checkpoint(init, tok, size, seed=plan.seed)
+    train_data = {
+        "nano-general": data / "general/train/sft.jsonl",
+        "nano-cpt": data / "sea/train/captions.jsonl",
+        "nano-sft": data / "sea/train/sft.jsonl",
+    }
+    previous = init
+    timings = {}
+    for i, stage in enumerate(STAGES):
+        target = work / stage
+        overrides = {
+            "model": str(previous),
+            "output_dir": str(target),
+            "data.train": str(train_data[stage]),
+            "seed": plan.seed + i,
+        }
+        if plan.steps:
+            overrides["max_steps"] = plan.steps[i]
+            overrides["optim.warmup_steps"] = 0
+        recipe = load_recipe(_recipe_path(stage), overrides)
+        if not (target / "DONE").exists():
+            log(f"[nano] {stage}: {recipe.max_steps} steps")
+            s = time.perf_counter()
+            run(recipe, resume=True, progress=progress)
+            timings[stage] = round(time.perf_counter() - s, 1)
+        previous = target
+    heldout = data / "sea/heldout"
+    log("[nano] evaluating the general model and the final model on held-out SEA items")
+    general = evaluate(load(work / "nano-general"), heldout)
+    final = evaluate(load(work / "nano-sft"), heldout)
+    result = {
+        "plan": asdict(plan),
+        "general": general,
+        "final": final,
+        "train_seconds": timings,
+        "total_seconds": round(time.perf_counter() - t0, 1),
+    }
+    _ship(work / "nano-sft", out, result)
+    return result
+
+
+def _ship(src: Path, out: Path, result: dict) -> None:
+    """Copy the final checkpoint (not the training state) and write eval.json + card."""
+    from sealion_vl.nano.card import write_card
+
+    keep = {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "chat_template.jinja",
+        "recipe.resolved.yaml",
+        "preprocessor_config.json",
+        "special_tokens_map.json",
+    }
+    tmp = out / ".ship-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name in keep:
+            shutil.copy2(f, tmp / f.name)
+    (tmp / "eval.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    write_card(tmp / "README.md", result)
+    for f in tmp.iterdir():
+        f.replace(out / f.name)
+    tmp.rmdir()

@@ -1,0 +1,64 @@
+"""``sealion-vl nano ...``: build nano from scratch, or evaluate a model on the synthetic world."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+nano_app = typer.Typer(
+    help="The nano demonstration model: build it from scratch, evaluate it.", no_args_is_help=True
+)
+err = Console(stderr=True)
+
+
+@nano_app.command("build")
+def build(
+    out: Annotated[Path, typer.Argument(help="Folder for the checkpoint, card and work files.")],
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="Tiny sizes and a few steps: checks the pipeline.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for data, initialisation and training.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Generate the synthetic SEA world, train nano in three stages, evaluate, write the card.
+
+    The full build takes about half an hour on a 2-core CPU; re-running resumes where it
+    stopped (finished stages are kept in OUT/work).
+    """
+    from dataclasses import replace
+
+    from sealion_vl.nano.build import SMOKE, BuildPlan, build_nano
+    from sealion_vl.nano.evaluate import summary
+
+    plan = replace(SMOKE if smoke else BuildPlan(), seed=seed)
+    result = build_nano(
+        out, plan, progress=progress, log=lambda m: err.print(m, markup=False, highlight=False)
+    )
+    for bucket, row in summary(result["final"]).items():
+        err.print(
+            f"{bucket:12s} {row['accuracy']:5.1f}%  (chance {row['chance']:.0f}%, n={row['n']})"
+        )
+    err.print(f"checkpoint and card in {out}")
+
+
+@nano_app.command("eval")
+def eval_(
+    heldout: Annotated[Path, typer.Argument(help="A held-out folder written by the generator.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to score.")] = "nano",
+    limit: Annotated[int | None, typer.Option(help="Score only the first N items.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Conversations per generate call.")] = 16,
+) -> None:
+    """Score a model on held-out synthetic items; prints the result JSON."""
+    import sealion_vl
+    from sealion_vl.nano.evaluate import evaluate
+
+    m = sealion_vl.load(model)
+    print(
+        json.dumps(
+            evaluate(m, heldout, limit=limit, batch_size=batch_size), indent=1, ensure_ascii=False
+        )
+    )

@@ -1,0 +1,161 @@
+"""Held-out evaluation of a model on the synthetic SEA world (nano's card numbers).
+
+Scoring follows SEA-HELM's conventions where they apply: MCQ answers are read after the
+language's answer tag ("Jawapan: B", case-insensitive, spaces or ``*`` allowed), falling
+back to a bare letter; anything else counts as wrong. Chance levels come from the number
+of distinct gold answers of each question type. Captions are scored with chrF++.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+_TRAILING = " \t\n.。।။!?！？"
+
+
+def norm(text: str) -> str:
+    """Lower-case, first line only, outer spaces and sentence-final punctuation removed."""
+    first = text.strip().split("\n", 1)[0] if text.strip() else ""
+    return first.strip(_TRAILING).casefold()
+
+
+def mcq_letter(text: str, tag: str) -> str | None:
+    """The option letter after ``tag`` (or a bare letter reply); None when there is none."""
+    m = re.search(re.escape(tag.rstrip(":：")) + r"\s*[:：]?[\s*]*([A-D])\b", text, re.I)
+    if m:
+        return m.group(1).upper()
+    bare = text.strip().strip("*. ").upper()
+    return bare if bare in {"A", "B", "C", "D"} else None
+
+
+def tool_call(text: str) -> tuple[str, dict] | None:
+    """``name(key="value")`` inside a ```tool_code fence (Gemma 3 format), parsed."""
+    m = re.search(r"```tool_code\s*\n\s*(\w+)\((.*?)\)\s*\n?```", text, re.S)
+    if not m:
+        return None
+    args = dict(re.findall(r"(\w+)\s*=\s*[\"']([^\"']*)[\"']", m.group(2)))
+    return m.group(1), args
+
+
+def score_item(meta: dict, reply: str) -> bool:
+    """Whether ``reply`` answers the held-out item described by ``meta`` correctly."""
+    task = meta["task"]
+    if task == "mcq":
+        return mcq_letter(reply, meta["tag"]) == meta["letter"]
+    if task == "marvl":
+        said = norm(reply)
+        if said == norm(meta["true_word"]):
+            return bool(meta["label"])
+        if said == norm(meta["false_word"]):
+            return not meta["label"]
+        return False
+    if task == "toolcall":
+        call = tool_call(reply)
+        return call is not None and call == (meta["tool"], meta["arguments"])
+    return norm(reply) == norm(meta["answer"])
+
+
+def _bucket(meta: dict) -> str:
+    return meta.get("question", meta["task"]) if meta["task"] == "vqa" else meta["task"]
+
+
+def _prompt(record: dict) -> list[dict]:
+    """The conversation up to (not including) the final assistant reply, paths absolute."""
+    msgs = record["messages"][:-1]
+    return msgs
+
+
+def load_items(folder: Path, limit: int | None = None) -> list[dict]:
+    """Held-out conversation records (``sft.jsonl``) with image paths made absolute."""
+    rows = []
+    for line in (folder / "sft.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        for m in rec["messages"]:
+            if isinstance(m["content"], list):
+                for p in m["content"]:
+                    if p.get("type") == "image" and "path" in p:
+                        p["path"] = str(folder / p["path"])
+        rows.append(rec)
+    return rows[:limit] if limit else rows
+
+
+def evaluate(
+    model,
+    folder: Path,
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+    max_new_tokens: int = 24,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Score ``model`` (a :class:`sealion_vl.ChatModel`) on a held-out synthetic split.
+
+    Returns:
+        ``{"tasks": {bucket: {lang: {"n", "correct", "accuracy", "chance"}}},
+        "captions": {lang: {"n", "chrf++"}}, "n": total}`` with accuracy and chance in %.
+    """
+    from sacrebleu.metrics import CHRF
+
+    items = load_items(folder, limit)
+    replies: list[str] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        out = model.chat_batch(
+            [_prompt(r) for r in chunk], max_new_tokens=max_new_tokens, temperature=0
+        )
+        replies.extend(r.text for r in out)
+        if progress:
+            progress(len(replies), len(items))
+    scores: dict = defaultdict(lambda: defaultdict(lambda: {"n": 0, "correct": 0}))
+    golds: dict = defaultdict(set)
+    caps: dict = defaultdict(lambda: ([], []))
+    for rec, reply in zip(items, replies, strict=True):
+        meta = rec["meta"]
+        if meta["task"] == "caption":
+            hyp, refs = caps[meta["lang"]]
+            hyp.append(reply.strip())
+            refs.append(meta["answer"])
+            continue
+        bucket = _bucket(meta)
+        cell = scores[bucket][meta["lang"]]
+        cell["n"] += 1
+        cell["correct"] += int(score_item(meta, reply))
+        golds[bucket, meta["lang"]].add(norm(meta["answer"]))
+    # toolcall: one of the eleven capitals; mcq: four options; marvl: true or false
+    fixed = {"mcq": 25.0, "marvl": 50.0, "toolcall": 100.0 / 11}
+    tasks = {}
+    for bucket, langs in scores.items():
+        tasks[bucket] = {
+            lang: {
+                **c,
+                "accuracy": round(100.0 * c["correct"] / c["n"], 1),
+                "chance": round(fixed.get(bucket, 100.0 / max(1, len(golds[bucket, lang]))), 1),
+            }
+            for lang, c in sorted(langs.items())
+        }
+    chrf = CHRF(word_order=2)
+    captions = {
+        lang: {"n": len(h), "chrf++": round(chrf.corpus_score(h, [r]).score, 1)}
+        for lang, (h, r) in sorted(caps.items())
+    }
+    return {"n": len(items), "tasks": tasks, "captions": captions}
+
+
+def summary(result: dict) -> dict:
+    """Per-task accuracy averaged over languages (and over all items), for a short table."""
+    out = {}
+    for bucket, langs in result["tasks"].items():
+        n = sum(c["n"] for c in langs.values())
+        correct = sum(c["correct"] for c in langs.values())
+        out[bucket] = {
+            "n": n,
+            "accuracy": round(100.0 * correct / max(1, n), 1),
+            "chance": next(iter(langs.values()))["chance"],
+        }
+    return out

@@ -1,0 +1,109 @@
+"""Byte-level BPE tokenizers holding a family's real special tokens and chat template.
+
+Used for nano (Gemma 3 tokens, trained on the synthetic corpus) and by the test fixtures
+(all three families). Byte-level, so every script (Thai, Burmese, Tamil...) encodes
+without unknown tokens, and "\\n" is a real token (the pipeline needs it to strip prompts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from sealion_vl.families import get_adapter
+
+# Special tokens as the real checkpoints name them (facts.md §2, §5).
+SPECIALS = {
+    "gemma3": {
+        "base": {
+            "pad_token": "<pad>",
+            "eos_token": "<eos>",
+            "bos_token": "<bos>",
+            "unk_token": "<unk>",
+        },
+        "named": {
+            "image_token": "<image_soft_token>",
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+        },
+        "other": ["<start_of_turn>", "<end_of_turn>"],
+    },
+    "qwen3_vl": {
+        "base": {"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>"},
+        "named": {
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_bos_token": "<|vision_start|>",
+            "vision_eos_token": "<|vision_end|>",
+        },
+        "other": ["<|im_start|>", "<tool_call>", "</tool_call>", "<think>", "</think>"],
+    },
+    "gemma4": {
+        "base": {
+            "pad_token": "<pad>",
+            "eos_token": "<eos>",
+            "bos_token": "<bos>",
+            "unk_token": "<unk>",
+        },
+        "named": {
+            "image_token": "<|image|>",
+            "boi_token": "<|image>",
+            "eoi_token": "<image|>",
+            "audio_token": "<|audio|>",
+            "boa_token": "<|audio>",
+            "eoa_token": "<audio|>",
+            "sot_token": "<|turn>",
+            "eot_token": "<turn|>",
+            "soc_token": "<|channel>",
+            "eoc_token": "<channel|>",
+            "think_token": "<|think|>",
+            "escape_token": '<|"|>',
+            "str_token": "<|tool_response>",
+            "etr_token": "<tool_response|>",
+            "stc_token": "<|tool_call>",
+            "etc_token": "<tool_call|>",
+            "std_token": "<|tool>",
+            "etd_token": "<tool|>",
+        },
+        # <|video|> must already be in the vocab or Gemma4Processor adds it (vocab grows)
+        "other": ["<|video|>", "<mask>"],
+    },
+}
+
+
+def train_tokenizer(
+    family: str, corpus: Iterable[str], vocab_size: int = 512
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE on ``corpus`` with ``family``'s special tokens and template.
+
+    Args:
+        family: ``gemma3`` | ``qwen3_vl`` | ``gemma4``.
+        corpus: texts to learn merges from (a list or any re-iterable).
+        vocab_size: target size including the 256 byte symbols and the special tokens.
+    """
+    spec = SPECIALS[family]
+    specials = list(
+        dict.fromkeys(list(spec["base"].values()) + spec["other"] + list(spec["named"].values()))
+    )
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        extra_special_tokens=spec["named"],
+        chat_template=get_adapter(family).chat_template,
+        padding_side="left",
+        **spec["base"],
+    )
+    if family == "qwen3_vl":
+        fast.add_bos_token = False  # Qwen has no bos token in its prompts
+    return fast

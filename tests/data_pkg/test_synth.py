@@ -1,0 +1,268 @@
+"""The synthetic SEA world: determinism, splits, balance, languages, formats, image identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sealion_vl.data.formats import SkipReport, iter_samples
+from sealion_vl.data.synth import (
+    CAPITALS,
+    COUNTRIES,
+    FRUITS,
+    KINDS,
+    LANGUAGES,
+    LETTERS,
+    caption,
+    example_image,
+    generate,
+    lang,
+    number,
+    render_flag,
+    render_fruit,
+    render_scene,
+    words,
+)  # fmt: skip
+
+N_SEA = 240  # enough that every (kind, language) pair appears: toolcall gets 8% = 19 items
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    generate(root / "sea-train", part="sea", split="train", n=N_SEA, seed=0)
+    generate(root / "sea-heldout", part="sea", split="heldout", n=120, seed=0)
+    generate(root / "general", part="general", split="train", n=60, seed=0)
+    return root
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _image_hashes(folder: Path) -> set[str]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest() for p in (folder / "images").iterdir()}
+
+
+def test_tables_complete_and_tags_as_specified():
+    tags = {"en": "Answer:", "ms": "Jawapan:", "id": "Jawaban:", "tl": "Sagot:",
+            "vi": "Trả lời:", "th": "คำตอบ:", "my": "အဖြေ:", "ta": "பதில்:"}  # fmt: skip
+    assert set(LANGUAGES) == set(tags)
+    for code in LANGUAGES:
+        t = lang(code)  # validates every table
+        assert t["answer_tag"] == tags[code]
+        for group in ("colours", "shapes", "fruits", "countries"):
+            assert len(set(words(code, group).values())) == len(t[group]), (code, group)
+    assert (lang("id")["true_word"], lang("id")["false_word"]) == ("Benar", "Salah")
+    assert (lang("ta")["true_word"], lang("ta")["false_word"]) == ("உண்மை", "பொய்")
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, out):
+    generate(tmp_path / "a", part="sea", split="train", n=N_SEA, seed=0)
+    assert _digest(tmp_path / "a") == _digest(out / "sea-train")
+    generate(tmp_path / "b", part="sea", split="train", n=N_SEA, seed=1)
+    assert (tmp_path / "b" / "sft.jsonl").read_bytes() != (out / "sea-train/sft.jsonl").read_bytes()
+    assert not _image_hashes(tmp_path / "b") & _image_hashes(out / "sea-train")
+    # Re-generating over an earlier output replaces it atomically; a foreign folder is refused.
+    generate(tmp_path / "a", part="sea", split="train", n=10, seed=0)
+    assert len(_rows(tmp_path / "a/sft.jsonl")) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp folders left
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="synth.json"):
+        generate(tmp_path / "mine", part="sea", split="train", n=5)
+
+
+def test_train_and_heldout_share_no_image(out):
+    train, held = _image_hashes(out / "sea-train"), _image_hashes(out / "sea-heldout")
+    assert train and held and not train & held
+    assert not {r["id"] for r in _rows(out / "sea-train/sft.jsonl")} & {
+        r["id"] for r in _rows(out / "sea-heldout/sft.jsonl")
+    }
+
+
+def test_sea_has_every_language_and_kind(out):
+    rows = _rows(out / "sea-train/sft.jsonl")
+    pairs = Counter((r["meta"]["task"], r["meta"]["lang"]) for r in rows)
+    assert {(k, c) for k in KINDS for c in LANGUAGES} <= set(pairs)
+    counts = json.loads((out / "sea-train/synth.json").read_text())["counts"]
+    assert counts["items"] == N_SEA == sum(pairs.values())
+    assert counts["by_kind"]["vqa"] == {c: pairs["vqa", c] for c in sorted(LANGUAGES)}
+    image_kinds = {f["kind"] for r in rows for f in r["meta"]["images"]}
+    assert image_kinds == {"scene", "flag", "fruit"}
+    caps = _rows(out / "sea-train/captions.jsonl")
+    assert len(caps) == counts["images"] * len(LANGUAGES) == counts["captions"]
+
+
+def test_general_is_english_scenes_only(out):
+    rows = _rows(out / "general/sft.jsonl")
+    assert {r["meta"]["lang"] for r in rows} == {"en"}
+    assert {r["meta"]["task"] for r in rows} == {"caption", "vqa"}
+    assert {f["kind"] for r in rows for f in r["meta"]["images"]} == {"scene"}
+    assert {c["lang"] for c in _rows(out / "general/captions.jsonl")} == {"en"}
+    with pytest.raises(ValueError, match="not in part"):
+        generate(out / "x", part="general", split="train", n=5, kinds=("mcq",))
+    with pytest.raises(ValueError, match="not in part"):
+        generate(out / "x", part="general", split="train", n=5, languages=("id",))
+
+
+@pytest.mark.parametrize("name", ["sea-train/sft.jsonl", "sea-train/captions.jsonl",
+                                  "general/sft.jsonl"])  # fmt: skip
+def test_records_load_through_iter_samples(out, name):
+    report = SkipReport()
+    samples = list(iter_samples(out / name, report=report))
+    assert report.total_skipped == 0, report.summary()
+    assert len(samples) == len(_rows(out / name))
+    for s in samples:
+        assert s.images and all(im.size == (64, 64) and im.mode == "RGB" for im in s.images)
+        assert s.messages[-1].role == "assistant" and s.messages[-1].parts[0].text
+
+
+def test_mcq_labels_balanced_and_answers_tagged(out):
+    rows = [r for r in _rows(out / "sea-train/sft.jsonl") if r["meta"]["task"] == "mcq"]
+    labels = Counter(r["meta"]["label"] for r in rows)
+    assert set(labels) == {0, 1, 2, 3} and max(labels.values()) - min(labels.values()) <= 1
+    for r in rows:
+        m, t = r["meta"], lang(r["meta"]["lang"])
+        assert m["tag"] == t["answer_tag"] and len(m["options"]) == 4 == len(set(m["options"]))
+        assert m["options"][m["label"]] == m["gold"]
+        assert r["messages"][-1]["content"] == m["answer"] == f"{t['answer_tag']} {m['letter']}"
+        assert m["letter"] == LETTERS[m["label"]]
+        prompt = r["messages"][0]["content"][-1]["text"]
+        assert all(f"{LETTERS[i]}. {o}" in prompt for i, o in enumerate(m["options"]))
+
+
+def _truth(concept: str, left: dict, right: dict, meta: dict) -> bool:
+    if concept == "more_shapes":
+        return left["count"] > right["count"]
+    if concept == "same_flag":
+        return left["country"] == right["country"]
+    if concept == "same_colour":
+        return left["colour"] == right["colour"]
+    if concept == "same_fruit":
+        return left["fruit"] == right["fruit"]
+    if concept == "left_fruit":
+        return left["kind"] == "fruit"
+    assert concept == "right_flag_of"
+    return right["kind"] == "flag" and right["country"] == meta["country"]
+
+
+def test_marvl_labels_balanced_and_true_to_the_images(out):
+    rows = [r for r in _rows(out / "sea-train/sft.jsonl") if r["meta"]["task"] == "marvl"]
+    labels = Counter(r["meta"]["label"] for r in rows)
+    assert abs(labels[True] - labels[False]) <= 1
+    for r in rows:
+        m, t = r["meta"], lang(r["meta"]["lang"])
+        assert len([p for p in r["messages"][0]["content"] if p["type"] == "image"]) == 2
+        assert _truth(m["concept"], *m["images"], m) == m["label"]
+        assert r["messages"][-1]["content"] == (t["true_word"] if m["label"] else t["false_word"])
+        assert m["hypothesis"] in r["messages"][0]["content"][-1]["text"]
+
+
+def test_answers_come_from_the_right_language_table(out):
+    groups = {"colour": ("colours", "colour"), "shape": ("shapes", "shape"),
+              "flag": ("countries", "country"), "fruit": ("fruits", "fruit")}  # fmt: skip
+    rows = _rows(out / "sea-train/sft.jsonl") + _rows(out / "general/sft.jsonl")
+    for r in (r for r in rows if r["meta"]["task"] in ("vqa", "caption")):
+        m, facts = r["meta"], r["meta"]["images"][0]
+        answer = r["messages"][-1]["content"]
+        if m["task"] == "caption":
+            assert answer == caption(m["lang"], facts)
+        elif m["question"] in ("count", "fruit_count"):
+            assert answer == number(m["lang"], facts["count"])
+        else:
+            group, key = groups[m["question"]]
+            assert answer == words(m["lang"], group)[facts[key]]
+    for c in _rows(out / "sea-train/captions.jsonl")[:64]:
+        assert c["caption"] and c["lang"] in LANGUAGES
+
+
+def test_tool_calls_parse(out):
+    rows = [r for r in _rows(out / "sea-train/sft.jsonl") if r["meta"]["task"] == "toolcall"]
+    assert rows
+    pattern = re.compile(r'\A```tool_code\n(\w+)\(city="([^"]+)"\)\n```\Z')
+    for r in rows:
+        assert r["messages"][0]["role"] == "system" and "get_weather" in r["messages"][0]["content"]
+        name, city = pattern.match(r["messages"][-1]["content"]).groups()
+        assert name == "get_weather" and city == CAPITALS[r["meta"]["images"][0]["country"]]
+
+
+def _objects(img: Image.Image, min_area: int = 15) -> int:
+    """Connected blobs (4-neighbour) of non-background pixels with at least ``min_area``."""
+    a = np.asarray(img, dtype=np.int32)
+    bg = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), axis=0)
+    mask = np.abs(a - bg).sum(axis=2) > 60
+    seen, blobs = np.zeros_like(mask), 0
+    for y, x in zip(*np.nonzero(mask), strict=True):
+        if seen[y, x]:
+            continue
+        stack, area, seen[y, x] = [(y, x)], 0, True
+        while stack:
+            cy, cx = stack.pop()
+            area += 1
+            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
+                if 0 <= ny < 64 and 0 <= nx < 64 and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        blobs += area >= min_area
+    return blobs
+
+
+def test_scene_and_fruit_counts_are_what_the_image_shows():
+    for i in range(80):
+        img, facts = render_scene(random.Random(f"count-{i}"))
+        assert img.size == (64, 64) and img.mode == "RGB"
+        assert _objects(img) == facts["count"], facts
+        img, facts = render_fruit(random.Random(f"count-{i}"), fruit=FRUITS[i % len(FRUITS)])
+        assert _objects(img) == facts["count"], facts
+
+
+def _flag_features(img: Image.Image) -> np.ndarray:
+    """The flag cropped out of its background, 24x16, brightness-normalised."""
+    a = np.asarray(img, dtype=np.float32)
+    flat_row = min((a[0], a[-1]), key=lambda row: row.std(axis=0).sum())  # a background row
+    mask = np.abs(a - np.median(flat_row, axis=0)).sum(axis=2) > 24
+    ys, xs = np.nonzero(mask)
+    crop = img.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    f = np.asarray(crop.resize((24, 16), Image.BILINEAR), dtype=np.float32).ravel()
+    return (f - f.mean()) / (f.std() + 1e-6)
+
+
+def test_flags_stay_distinguishable_under_variation():
+    centroids = np.stack([
+        np.mean([_flag_features(render_flag(c, random.Random(f"fit-{c}-{i}"))) for i in range(12)],
+                axis=0)
+        for c in COUNTRIES
+    ])  # fmt: skip
+    right = total = 0
+    for k, country in enumerate(COUNTRIES):
+        for i in range(15):
+            img = render_flag(country, random.Random(f"fresh-{country}-{i}"))
+            assert img.size == (64, 64) and img.mode == "RGB"
+            guess = np.argmin(((centroids - _flag_features(img)) ** 2).sum(axis=1))
+            right, total = right + (guess == k), total + 1
+    assert right / total > 0.9
+
+
+def test_example_image_is_fixed(tmp_path):
+    a = example_image(tmp_path / "a.png")
+    b = example_image(tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes()
+    with Image.open(a) as img:
+        assert img.size == (64, 64) and img.mode == "RGB"

@@ -1,0 +1,120 @@
+"""nano: the smoke recipe end to end, and real checks on the shipped weights."""
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import sealion_vl
+from sealion_vl.nano.evaluate import mcq_letter, norm, score_item, summary, tool_call
+
+SHIPPED = Path(str(resources.files("sealion_vl"))) / "nano" / "checkpoint"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_answer_reading_rules():
+    assert mcq_letter("Jawapan: B", "Jawapan:") == "B"
+    assert mcq_letter("jawapan :** c", "Jawapan:") == "C"
+    assert mcq_letter("D.", "Jawapan:") == "D"
+    assert mcq_letter("Saya rasa B", "Jawapan:") is None
+    assert norm(" Merah.\nextra") == "merah" and norm("ဗီယက်နမ်။") == "ဗီယက်နမ်"
+    call = tool_call('```tool_code\nget_weather(city="Hanoi")\n```')
+    assert call == ("get_weather", {"city": "Hanoi"})
+    meta = {
+        "task": "marvl",
+        "label": False,
+        "true_word": "Benar",
+        "false_word": "Salah",
+        "answer": "Salah",
+    }
+    assert score_item(meta, "Salah.") and not score_item(meta, "Benar")
+    assert not score_item(meta, "Mungkin")
+
+
+def test_smoke_recipe_runs_end_to_end(tmp_path):
+    from sealion_vl.nano.build import SMOKE, build_nano
+
+    result = build_nano(tmp_path, SMOKE, progress=False, log=lambda m: None)
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "README.md",
+        "eval.json",
+        "recipe.resolved.yaml",
+    ):
+        assert (tmp_path / name).is_file(), name
+    assert set(result["final"]["tasks"]) >= {"mcq", "marvl", "flag", "colour"}
+    card = (tmp_path / "README.md").read_text()
+    assert "sealion-vl nano build OUT" in card and "not** a SEA-LION release" in card
+    m = sealion_vl.load(tmp_path)
+    assert m.adapter.name == "gemma3" and m.chat("Hi", max_new_tokens=2).completion_tokens
+
+
+needs_shipped = pytest.mark.skipif(
+    not (SHIPPED / "config.json").exists(), reason="nano checkpoint not built into the package"
+)
+
+
+@needs_shipped
+def test_shipped_nano_is_small_and_loads_like_the_model_cards_say():
+    from transformers import pipeline
+
+    size = sum(f.stat().st_size for f in SHIPPED.iterdir())
+    assert size <= 25 * 2**20
+    m = sealion_vl.load("nano")
+    image = str(REPO / "examples" / "malaysia-flag.png")
+    msgs = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "url": image},
+                {"type": "text", "text": "Ini bendera negara mana?"},
+            ],
+        }
+    ]
+    pipe = pipeline("image-text-to-text", model=str(SHIPPED))
+    out = pipe(text=msgs, max_new_tokens=8, generate_kwargs={"do_sample": False})
+    assert out[0]["generated_text"][-1]["content"] == m.chat(msgs, max_new_tokens=8).text
+
+
+@needs_shipped
+def test_shipped_nano_reaches_its_card_accuracy(tmp_path):
+    from sealion_vl.data.synth import generate
+    from sealion_vl.nano.evaluate import evaluate
+
+    card = json.loads((SHIPPED / "eval.json").read_text())
+    plan = card["plan"]
+    generate(tmp_path, part="sea", split="heldout", n=plan["n_heldout"], seed=plan["seed"])
+    got = summary(evaluate(sealion_vl.load("nano"), tmp_path, batch_size=32))
+    want = summary(card["final"])
+    for task, row in want.items():
+        assert got[task]["n"] == row["n"]
+        assert got[task]["accuracy"] >= row["accuracy"] - 1.0, (task, got[task], row)
+        assert row["accuracy"] > row["chance"]
+
+
+@needs_shipped
+def test_readme_main_command_answers_correctly():
+    readme = (REPO / "README.md").read_text().split("```bash", 1)[1].split("```", 1)[0]
+    main = [line for line in readme.splitlines() if line.startswith("sealion-vl chat")][0]
+    cmd = main.split("#", 1)[0].strip()
+    assert "--model" not in cmd  # nano is the default
+    res = subprocess.run(
+        [sys.executable, "-m", "sealion_vl.cli", *_split(cmd)[1:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().rstrip(".") == "Malaysia"
+
+
+def _split(cmd: str) -> list[str]:
+    import shlex
+
+    return shlex.split(cmd)
