@@ -119,8 +119,12 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
         progress: show a rich progress bar (metrics always go to ``metrics.jsonl``).
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
 
+    # accelerate keeps a process-wide singleton; a second run() in one process (nano's three
+    # stages, a notebook) may want another precision. The process group itself is kept.
+    AcceleratorState._reset_state()
     # cpu=True on GPU-less machines: without it accelerate ignores torchrun's WORLD_SIZE on
     # CPU and every process trains alone (gloo is then used for the process group)
     accelerator = Accelerator(
