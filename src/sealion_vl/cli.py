@@ -89,8 +89,12 @@ def chat(
     ] = None,
     model: Annotated[
         str,
-        typer.Option("--model", "-m", help="Short name, Hugging Face id or checkpoint folder "
-                     "(default: nano, the small offline demo model shipped with sealion-vl)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Short name, Hugging Face id or checkpoint folder "
+            "(default: nano, the small offline demo model shipped with sealion-vl).",
+        ),
     ] = "nano",
     image: Annotated[
         list[Path] | None, typer.Option("--image", "-i", help="Image file; repeat for several.")

@@ -26,6 +26,9 @@ class NanoSize:
     image_tokens: int = 16  # a square; image_size/patch_size must be divisible by its root
     context: int = 1024
     vocab: int = 2048
+    mlp_ratio: int = 4
+    sliding_window: int | None = None  # None: half the context
+    projector_std: float = 0.02
 
 
 NANO = NanoSize(
@@ -61,13 +64,13 @@ def init_checkpoint(out: Path, tokenizer, size: NanoSize, seed: int = 0) -> Path
         text_config=dict(
             vocab_size=len(tok),
             hidden_size=size.hidden,
-            intermediate_size=4 * size.hidden,
+            intermediate_size=size.mlp_ratio * size.hidden,
             num_hidden_layers=size.layers,
             num_attention_heads=size.heads,
             num_key_value_heads=size.kv_heads,
             head_dim=size.hidden // size.heads,
             max_position_embeddings=size.context,
-            sliding_window=size.context // 2,
+            sliding_window=size.sliding_window or size.context // 2,
             layer_types=layer_types,
             pad_token_id=tok.pad_token_id,
             bos_token_id=tok.bos_token_id,
@@ -92,7 +95,9 @@ def init_checkpoint(out: Path, tokenizer, size: NanoSize, seed: int = 0) -> Path
     torch.manual_seed(seed)
     model = Gemma3ForConditionalGeneration(cfg)
     with torch.no_grad():  # transformers starts the projector at zero: the model would be blind
-        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, 0.02)
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(
+            0.0, size.projector_std
+        )
     gen = model.generation_config
     gen.eos_token_id = [tok.convert_tokens_to_ids("<end_of_turn>"), tok.eos_token_id]
     gen.pad_token_id, gen.bos_token_id = tok.pad_token_id, tok.bos_token_id
