@@ -75,29 +75,44 @@ class BatchStream:
             yield f
 
     def _rows(self, feats: Iterator[Features]) -> Iterator[list[list[Features]]]:
+        """Micro-batches of ``micro_batch_size`` rows.
+
+        Packing keeps twice as many rows open as a batch needs (first fit); when a sample
+        fits nowhere, the fullest rows leave as a batch and the emptier ones stay open to be
+        filled, so rows end nearly full and padding stays small.
+        """
         b = self.recipe.batch
-        rows: list[list[Features]] = []
-        room: list[int] = []
-        for f in feats:
-            if not b.packing:
+        if not b.packing:
+            rows: list[list[Features]] = []
+            for f in feats:
                 rows.append([f])
                 if len(rows) == b.micro_batch_size:
                     yield rows
                     rows = []
-                continue
-            for i, free in enumerate(room):
-                if f.length <= free:
-                    rows[i].append(f)
-                    room[i] -= f.length
-                    break
-            else:
-                if len(rows) == b.micro_batch_size:
-                    yield rows
-                    rows, room = [], []
-                rows.append([f])
+            if rows:
+                yield rows
+            return
+        open_rows: list[list[Features]] = []
+        room: list[int] = []
+        pool = 2 * b.micro_batch_size
+        for f in feats:
+            fit = next((i for i, free in enumerate(room) if f.length <= free), None)
+            if fit is None and len(open_rows) >= pool:
+                order = sorted(range(len(open_rows)), key=lambda i: (room[i], i))
+                done = set(order[: b.micro_batch_size])
+                yield [open_rows[i] for i in sorted(done)]
+                open_rows = [r for i, r in enumerate(open_rows) if i not in done]
+                room = [x for i, x in enumerate(room) if i not in done]
+                fit = next((i for i, free in enumerate(room) if f.length <= free), None)
+            if fit is None:
+                open_rows.append([f])
                 room.append(b.max_seq_len - f.length)
-        if rows:
-            yield rows
+            else:
+                open_rows[fit].append(f)
+                room[fit] -= f.length
+        while open_rows:
+            yield open_rows[: b.micro_batch_size]
+            open_rows = open_rows[b.micro_batch_size :]
 
     def dummy(self) -> Features:
         """A masked blank-image sequence: keeps every vision parameter in the graph."""
