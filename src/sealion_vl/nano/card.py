@@ -58,17 +58,20 @@ def write_card(path: Path, result: dict) -> None:
         "on captions → stage 3 SEA SFT (short-answer VQA, CVQA-style MCQ with answer tags, "
         "MARVL-style two-image true/false, tool calls). Recipes: "
         "`src/sealion_vl/train/recipes/nano-{general,cpt,sft}.yaml`.",
-        f"- Reproduce: `sealion-vl nano build OUT` (seed {plan['seed']}; "
-        f"{result['total_seconds'] / 60:.0f} min on the 2-core CPU machine it was built on; "
-        f"training seconds per stage: {result['train_seconds']}).",
+        f"- Reproduce: `sealion-vl nano build OUT` (seed {plan['seed']}). Training time on "
+        "the 2-core CPU machine it was built on (shared with other jobs while it ran): "
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in result["train_seconds"].items())
+        + f"; {sum(result['train_seconds'].values()) / 60:.0f} min of training in all.",
         "",
         "## Held-out accuracy (%, greedy), final model",
         "",
         *_lang_table(final["tasks"]),
         "",
-        "Chance (in brackets) is 100 / number of distinct answers for short-answer questions, "
-        "25 for MCQ, 50 for true/false. MCQ answers are read after the language's answer tag "
-        "as SEA-HELM does; a reply without a readable answer counts as wrong.",
+        "Chance (in brackets) is a uniform guess over the world's answers: 7 colours, 3 "
+        "shapes, counts 1-4 (fruits 1-3), 11 flags and capitals, 7 fruits, 4 MCQ options, "
+        "true/false. MCQ answers are read after the language's answer tag as SEA-HELM does; "
+        "a reply without a readable answer counts as wrong. Per-language cells are small "
+        "(n in brackets): read the per-task totals below for the overall picture.",
         "",
         "## General model vs SEA-trained model",
         "",

@@ -59,6 +59,29 @@ def score_item(meta: dict, reply: str) -> bool:
     return norm(reply) == norm(meta["answer"])
 
 
+def chance_levels() -> dict[str, float]:
+    """% a uniform guess over the world's answers scores, per question type.
+
+    From the synthetic world's own tables (so it stays right if the world grows):
+    colours, shapes, counts 1-4 (fruits 1-3), countries, fruits; the capital in a tool
+    call; 4 MCQ options; true/false.
+    """
+    from sealion_vl.data.synth import COLOURS, COUNTRIES, COUNTS, FRUITS, SHAPES
+
+    sizes = {
+        "colour": len(COLOURS),
+        "shape": len(SHAPES),
+        "count": len(COUNTS),
+        "fruit_count": 3,
+        "flag": len(COUNTRIES),
+        "fruit": len(FRUITS),
+        "toolcall": len(COUNTRIES),
+        "mcq": 4,
+        "marvl": 2,
+    }
+    return {k: round(100.0 / n, 1) for k, n in sizes.items()}
+
+
 def _bucket(meta: dict) -> str:
     return meta.get("question", meta["task"]) if meta["task"] == "vqa" else meta["task"]
 
@@ -113,7 +136,6 @@ def evaluate(
         if progress:
             progress(len(replies), len(items))
     scores: dict = defaultdict(lambda: defaultdict(lambda: {"n": 0, "correct": 0}))
-    golds: dict = defaultdict(set)
     caps: dict = defaultdict(lambda: ([], []))
     for rec, reply in zip(items, replies, strict=True):
         meta = rec["meta"]
@@ -126,16 +148,14 @@ def evaluate(
         cell = scores[bucket][meta["lang"]]
         cell["n"] += 1
         cell["correct"] += int(score_item(meta, reply))
-        golds[bucket, meta["lang"]].add(norm(meta["answer"]))
-    # toolcall: one of the eleven capitals; mcq: four options; marvl: true or false
-    fixed = {"mcq": 25.0, "marvl": 50.0, "toolcall": 100.0 / 11}
+    chance = chance_levels()
     tasks = {}
     for bucket, langs in scores.items():
         tasks[bucket] = {
             lang: {
                 **c,
                 "accuracy": round(100.0 * c["correct"] / c["n"], 1),
-                "chance": round(fixed.get(bucket, 100.0 / max(1, len(golds[bucket, lang]))), 1),
+                "chance": chance.get(bucket, 0.0),
             }
             for lang, c in sorted(langs.items())
         }
