@@ -42,6 +42,21 @@ def test_chat_errors_are_one_line_and_exit_2(tmp_path):
     assert "no checkpoint folder" in res.output
 
 
+def test_missing_image_file_fails_before_loading_the_model(tmp_path):
+    res = CliRunner().invoke(
+        app,
+        [
+            "chat",
+            "--model",
+            str(tmp_path / "not-loaded"),
+            "--image",
+            str(tmp_path / "nope.png"),
+            "hi",
+        ],
+    )
+    assert res.exit_code == 2 and "--image" in res.output and "nope.png" in res.output
+
+
 def test_help_explains_every_flag():
     res = CliRunner().invoke(app, ["chat", "--help"], env={"COLUMNS": "200"})
     for flag in (

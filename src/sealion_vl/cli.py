@@ -150,6 +150,10 @@ def chat(
     gen = {k: v for k, v in gen.items() if v is not None}
     if reasoning:
         gen["reasoning"] = True
+    for kind, paths in (("image", image), ("video", video), ("audio", audio)):
+        for p in paths or []:  # fail before the (slow) model load, not after
+            if not p.is_file():
+                _fail(SealionError(f"--{kind} {p}: no such file"))
     try:
         with err.status(f"Loading {model} …"):
             m = sealion_vl.load(model, device=device, dtype=dtype)
