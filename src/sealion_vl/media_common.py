@@ -1,0 +1,178 @@
+"""Shared pieces of :mod:`sealion_vl.media`: the limits, the :class:`Video` type, log-safe messages.
+
+Internal module: import these names from :mod:`sealion_vl.media`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sealion_vl.errors import MediaError
+
+#: What the loaders accept as an encoded source (besides their own decoded types).
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Caps applied to every media input; the defaults suit local use, the server tightens them.
+
+    Attributes:
+        max_bytes: Cap on the encoded size of any read, fetched or inlined media.
+        max_pixels: Image (and video frame) pixel cap, checked from the header before decoding,
+            so a tiny file claiming 20000x20000 pixels (a decompression bomb) costs nothing.
+        timeout_s: Deadline for a whole http(s) fetch, redirects and body included, so a server
+            trickling one byte at a time cannot hold a worker.
+        max_redirects: Redirects followed (manually, to re-check every hop).
+        allow_local_files: Plain paths and ``file://`` URLs. The server passes False: a remote
+            client must not be able to read the server's disk.
+        allow_private_hosts: False turns on the SSRF guard: hosts resolving to any private,
+            loopback, link-local, reserved or multicast address are refused, on every hop.
+        max_video_frames: Most frames :func:`load_video` will sample.
+        max_audio_seconds: Longest clip :func:`load_audio` accepts.
+    """
+
+    max_bytes: int = 20 * 2**20
+    max_pixels: int = 50_000_000
+    timeout_s: float = 10.0
+    max_redirects: int = 3
+    allow_local_files: bool = True
+    allow_private_hosts: bool = True
+    max_video_frames: int = 32
+    max_audio_seconds: float = 60.0
+
+
+@dataclass
+class Video:
+    """Frames sampled from a video, plus what a processor needs to time-stamp them.
+
+    Attributes:
+        frames: ``uint8`` array of shape ``(T, H, W, 3)``, RGB.
+        fps: Frame rate of the *source* video (not of the sampled frames).
+        duration_s: Duration of the source video in seconds.
+        frame_indices: Index in the source video of each sampled frame.
+        total_frames: Number of frames in the source video.
+    """
+
+    frames: np.ndarray
+    fps: float
+    duration_s: float
+    frame_indices: list[int]
+    total_frames: int
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the fields of ``transformers.video_utils.VideoMetadata``.
+
+        Video processors use them to place timestamps, so passing
+        ``VideoMetadata(**video.metadata())`` keeps the model's sense of time right.
+        """
+        return {
+            "total_num_frames": self.total_frames,
+            "fps": self.fps,
+            "width": int(self.frames.shape[2]),
+            "height": int(self.frames.shape[1]),
+            "duration": self.duration_s,
+            "video_backend": "pyav",
+            "frames_indices": list(self.frame_indices),
+        }
+
+    @classmethod
+    def from_frames(cls, frames: np.ndarray | list[Image.Image], fps: float) -> Video:
+        """Wrap already-decoded frames (array ``(T, H, W, 3)`` or PIL images) as a whole video.
+
+        Decoded frames carry no frame rate, and processors need one, hence the ``fps`` argument.
+        """
+        if isinstance(frames, np.ndarray):
+            array = frames
+        else:
+            try:
+                array = np.stack([np.asarray(f.convert("RGB")) for f in frames])
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise MediaError(
+                    f"Cannot use video frames {_describe(frames)}: expected a (T, H, W, 3) uint8 "
+                    "array or a non-empty list of same-sized PIL images."
+                ) from exc
+        if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
+            raise MediaError(
+                f"Cannot use video frames {_describe(array)}: expected shape (T, H, W, 3) "
+                "with T >= 1."
+            )
+        if array.dtype != np.uint8:
+            raise MediaError(
+                f"Cannot use video frames {_describe(array)}: expected dtype uint8 (0-255 RGB)."
+            )
+        if not fps > 0:
+            raise MediaError(f"Cannot use video frames {_describe(array)}: fps must be > 0.")
+        count = int(array.shape[0])
+        return cls(array, float(fps), count / float(fps), list(range(count)), count)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _describe(src: object) -> str:
+    """Short, log-safe description of an input: no megabytes of base64, no URL secrets."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        more = "..." if len(src) > 40 else ""
+        return f"<{len(src)} bytes: {bytes(src[:40])!r}{more}>"
+    if isinstance(src, os.PathLike):
+        return repr(os.fspath(src))
+    if isinstance(src, str):
+        if _URL_SCHEME.match(src):
+            return repr(_redact_url(src))
+        if src[:5].lower() == "data:" or len(src) > 200:
+            return f"{src[:40]!r}... ({len(src)} chars)"
+        return repr(src)
+    if isinstance(src, Image.Image):
+        return f"<PIL image {src.mode} {src.width}x{src.height}>"
+    if isinstance(src, np.ndarray):
+        return f"<array shape={src.shape} dtype={src.dtype}>"
+    if isinstance(src, Video):
+        return f"<Video {len(src.frame_indices)} frames>"
+    return f"<{type(src).__name__}>"
+
+
+def _redact_url(url: str) -> str:
+    """Drop credentials and query strings (signed URLs carry tokens there) from a URL."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url[:80]
+    netloc = parts.netloc.rpartition("@")[2]
+    shown = f"{parts.scheme}://{netloc}{parts.path}{'?...' if parts.query else ''}"
+    return shown if len(shown) <= 120 else shown[:117] + "..."
+
+
+def _error(kind: str, src: object, problem: str, fix: str = "") -> MediaError:
+    return MediaError(
+        f"Cannot load {kind} {_describe(src)}: {problem}." + (f" {fix}" if fix else "")
+    )
+
+
+def _too_big(kind: str, src: object, size: str, limits: MediaLimits) -> MediaError:
+    return _error(
+        kind,
+        src,
+        f"{size} is over the {limits.max_bytes:,}-byte limit",
+        "Send a smaller or more compressed file, or raise MediaLimits.max_bytes.",
+    )
+
+
+def _check_pixels(size: tuple[int, int], kind: str, src: object, limits: MediaLimits) -> None:
+    width, height = size
+    if width * height > limits.max_pixels:
+        raise _error(
+            kind,
+            src,
+            f"{width}x{height} = {width * height:,} pixels is over the {limits.max_pixels:,} limit",
+            "Downscale it first, or raise MediaLimits.max_pixels.",
+        )
