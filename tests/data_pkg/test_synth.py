@@ -113,7 +113,7 @@ def test_sea_has_every_language_and_kind(out):
 def test_general_is_english_scenes_only(out):
     rows = _rows(out / "general/sft.jsonl")
     assert {r["meta"]["lang"] for r in rows} == {"en"}
-    assert {r["meta"]["task"] for r in rows} == {"caption", "vqa"}
+    assert {r["meta"]["task"] for r in rows} == {"caption", "vqa", "multi"}
     assert {f["kind"] for r in rows for f in r["meta"]["images"]} == {"scene"}
     assert {c["lang"] for c in _rows(out / "general/captions.jsonl")} == {"en"}
     with pytest.raises(ValueError, match="not in part"):
@@ -191,6 +191,33 @@ def test_answers_come_from_the_right_language_table(out):
             assert answer == words(m["lang"], group)[facts[key]]
     for c in _rows(out / "sea-train/captions.jsonl")[:64]:
         assert c["caption"] and c["lang"] in LANGUAGES
+
+
+def test_multi_items_ask_every_question_of_their_image_once(out):
+    gold = {"colour": ("colours", "colour"), "shape": ("shapes", "shape"),
+            "flag": ("countries", "country"), "fruit": ("fruits", "fruit")}  # fmt: skip
+    asks = {"scene": {"colour", "count", "shape"}, "flag": {"flag"},
+            "fruit": {"fruit", "fruit_count"}}  # fmt: skip
+    rows = [r for r in _rows(out / "sea-train/sft.jsonl") if r["meta"]["task"] == "multi"]
+    assert rows and {r["meta"]["images"][0]["kind"] for r in rows} == set(asks)
+    for r in rows:
+        m, facts, msgs = r["meta"], r["meta"]["images"][0], r["messages"]
+        qs = m["questions"]
+        assert set(qs) - {"describe"} == asks[facts["kind"]] and len(qs) == len(set(qs))
+        assert [x["role"] for x in msgs] == ["user", "assistant"] * len(qs)
+        assert len([p for p in msgs[0]["content"] if p["type"] == "image"]) == 1
+        for q, reply in zip(qs, msgs[1::2], strict=True):
+            if q == "describe":
+                want = caption(m["lang"], facts)
+            elif q in ("count", "fruit_count"):
+                want = number(m["lang"], facts["count"])
+            else:
+                want = words(m["lang"], gold[q][0])[facts[gold[q][1]]]
+            assert reply["content"] == want, (q, r["id"])
+    # held-out splits only hold single-reply items, and refuse training-only kinds
+    assert "multi" not in {r["meta"]["task"] for r in _rows(out / "sea-heldout/sft.jsonl")}
+    with pytest.raises(ValueError, match="training-only"):
+        generate(out / "x", part="sea", split="heldout", n=5, kinds=("multi",))
 
 
 def test_tool_calls_parse(out):

@@ -130,6 +130,43 @@ def test_freeze_switches_and_lora(tmp_path, checkpoint):
     assert not _changed(base, merged, "model.vision_tower.")
 
 
+def _max_step(before: dict, after: dict, prefix: str) -> float:
+    return max((after[k] - before[k]).abs().max().item() for k in before if k.startswith(prefix))
+
+
+def test_lr_scale_gives_a_group_its_own_step_size(tmp_path, checkpoint):
+    # One AdamW step moves every weight by about lr (the first update is g/|g|), so the
+    # largest change per group shows the learning rate the group really got.
+    data = datasets.sft_jsonl(tmp_path / "data")
+    base = load_file(checkpoint("gemma3") / "model.safetensors")
+    r = _recipe(
+        tmp_path,
+        checkpoint("gemma3"),
+        data,
+        max_steps=1,
+        freeze={"vision": False, "projector": False, "language": False},
+        optim={
+            "lr": 1e-4,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "lr_scale": {"vision": 10.0, "language": 0.5},
+        },
+    )
+    out = run(r, progress=False).output_dir
+    after = load_file(out / "model.safetensors")
+    vision = _max_step(base, after, "model.vision_tower.")
+    projector = _max_step(base, after, "model.multi_modal_projector.")
+    language = _max_step(base, after, "model.language_model.")
+    assert 0.9e-3 < vision < 1.1e-3 and 0.9e-4 < projector < 1.1e-4, (vision, projector)
+    assert 0.45e-4 < language < 0.55e-4, language
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] == pytest.approx(1e-4)  # the log shows the recipe's own lr
+    with pytest.raises(ValueError, match="lr_scale"):
+        _recipe(tmp_path, checkpoint("gemma3"), data, optim={"lr_scale": {"vision": 0}})
+    with pytest.raises(ValueError, match="lr_scale"):
+        _recipe(tmp_path, checkpoint("gemma3"), data, optim={"lr_scale": {"eyes": 2}})
+
+
 def test_text_only_batch_gets_a_masked_dummy_image(tmp_path, chat_model):
     from sealion_vl.data.formats import SkipReport
     from sealion_vl.train.data import BatchStream

@@ -27,14 +27,17 @@ class BuildPlan:
     """How much of everything; ``smoke`` is the seconds-long version CI runs."""
 
     size: str = "nano"
-    n_general: int = 6000
-    n_sea: int = 24000
+    n_general: int = 20000  # stage 1 sees each image about twice: no memorising
+    n_sea: int = 30000
     n_heldout: int = 800
+    n_general_heldout: int = 240  # English shape scenes: what stage 1 alone learned
     steps: tuple[int, int, int] | None = None  # None: the recipes' max_steps
     seed: int = 0
 
 
-SMOKE = BuildPlan(size="smoke", n_general=40, n_sea=80, n_heldout=24, steps=(3, 2, 3))
+SMOKE = BuildPlan(
+    size="smoke", n_general=40, n_sea=80, n_heldout=24, n_general_heldout=12, steps=(3, 2, 3)
+)
 
 
 def _recipe_path(name: str) -> Path:
@@ -81,6 +84,7 @@ def build_nano(
         "general/train": ("general", "train", plan.n_general),
         "sea/train": ("sea", "train", plan.n_sea),
         "sea/heldout": ("sea", "heldout", plan.n_heldout),
+        "general/heldout": ("general", "heldout", plan.n_general_heldout),
     }
     for rel, (part, split, n) in folders.items():
         if not (data / rel / "sft.jsonl").exists():
@@ -120,13 +124,19 @@ def build_nano(
         timings[stage] = json.loads(last)["elapsed_s"]
         previous = target
     heldout = data / "sea/heldout"
-    log("[nano] evaluating the general model and the final model on held-out SEA items")
-    general = evaluate(load(work / "nano-general"), heldout)
-    final = evaluate(load(work / "nano-sft"), heldout)
+    log("[nano] evaluating the general model and the final model on held-out items")
+    general_model, final_model = load(work / "nano-general"), load(work / "nano-sft")
+    general = evaluate(general_model, heldout)
+    final = evaluate(final_model, heldout)
+    english = {
+        "general": evaluate(general_model, data / "general/heldout"),
+        "final": evaluate(final_model, data / "general/heldout"),
+    }
     result = {
         "plan": asdict(plan),
         "general": general,
         "final": final,
+        "english_scenes": english,
         "train_seconds": timings,
         "total_seconds": round(time.perf_counter() - t0, 1),
     }

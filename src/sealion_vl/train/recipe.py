@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -59,6 +59,19 @@ class OptimConfig(_Strict):
     warmup_steps: int = Field(0, ge=0)
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     max_grad_norm: float | None = Field(1.0, gt=0)
+    lr_scale: dict[Literal["vision", "projector", "language"], float] = Field(
+        default_factory=dict,
+        description="multiply lr for a module group (e.g. a vision tower trained from scratch "
+        "learns through the language model's gradients and needs a larger step); default 1",
+    )
+
+    @field_validator("lr_scale")
+    @classmethod
+    def _positive_scales(cls, v: dict) -> dict:
+        bad = {k: x for k, x in v.items() if not x > 0}
+        if bad:
+            raise ValueError(f"lr_scale factors must be > 0, got {bad}")
+        return v
 
 
 class BatchConfig(_Strict):

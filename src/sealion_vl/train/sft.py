@@ -60,8 +60,29 @@ def _freeze(model, adapter, recipe: Recipe) -> None:
     """Apply the freeze switches (and LoRA) by the adapter's parameter-name groups."""
     frozen = [g for g in ("vision", "projector", "language") if getattr(recipe.freeze, g)]
     for name, p in model.named_parameters():
-        group = next((g for g, pre in adapter.module_groups.items() if name.startswith(pre)), None)
-        p.requires_grad_(group not in frozen)
+        p.requires_grad_(_group_of(name, adapter) not in frozen)
+
+
+def _group_of(name: str, adapter) -> str | None:
+    """The adapter's module group (vision / projector / language) a parameter belongs to."""
+    name = name.removeprefix("base_model.model.")  # a PEFT-wrapped model
+    return next((g for g, pre in adapter.module_groups.items() if name.startswith(pre)), None)
+
+
+def _param_groups(model, adapter, recipe: Recipe) -> list[dict]:
+    """Trainable parameters, one optimizer group per learning rate (``optim.lr_scale``).
+
+    Groups and their parameters follow the model's own parameter order, so a resumed run's
+    optimizer state lines up with the saved one; without ``lr_scale`` there is one group.
+    """
+    scale = recipe.optim.lr_scale
+    buckets: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        factor = scale.get(_group_of(name, adapter), 1.0)
+        buckets.setdefault(factor, []).append(p)
+    return [{"params": ps, "lr": recipe.optim.lr * f} for f, ps in buckets.items()]
 
 
 def _apply_lora(model, adapter, recipe: Recipe):
@@ -155,9 +176,16 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
         n = torch.tensor(_count_steps(recipe, stream), device=accelerator.device)
         total = int(accelerator.reduce(n, reduction="min") if accelerator.num_processes > 1 else n)
         report = SkipReport()
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups = _param_groups(model, adapter, recipe)
+    # the logged lr is the recipe's (unscaled) one, whatever group comes first
+    first_scale = groups[0]["lr"] / recipe.optim.lr
+
+    def base_lr() -> float:
+        return scheduler.get_last_lr()[0] / first_scale
+
+    params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(
-        params,
+        groups,
         lr=recipe.optim.lr,
         betas=recipe.optim.betas,
         weight_decay=recipe.optim.weight_decay,
@@ -212,7 +240,7 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
         loss_value = float(tot[0] / max(1.0, float(tot[1])))
         tokens_seen += int(tot[1])
         if accelerator.is_main_process and (step + 1) % recipe.log_every == 0:
-            log.step(step + 1, loss_value, scheduler.get_last_lr()[0], int(tot[1]))
+            log.step(step + 1, loss_value, base_lr(), int(tot[1]))
         if recipe.save_every and (step + 1) % recipe.save_every == 0 and step + 1 < total:
             checkpoint.save(
                 accelerator, out, step + 1, {"tokens": tokens_seen}, recipe.keep_checkpoints

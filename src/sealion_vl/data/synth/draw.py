@@ -77,6 +77,8 @@ def place(rng: random.Random, radii: list[float], gap: float = 2.5) -> list[Poin
 
 # --------------------------------------------------------------------------- scenes
 
+# Half-size range (final pixels) of the objects of a scene; four squares still fit.
+SCENE_HALF_SIZE = (7.5, 9.0)
 # Bounding-disc radius of each shape per unit of its half-size.
 _BOUND = {"circle": 1.0, "square": math.sqrt(2), "triangle": 1.0}
 
@@ -102,7 +104,7 @@ def render_scene(
     colour: str | None = None,
     count: int | None = None,
 ) -> tuple[Image.Image, dict]:
-    """1-4 non-overlapping shapes of one kind and one colour on a light background.
+    """1-4 non-overlapping, equal-sized shapes of one kind and one colour on a light background.
 
     Args:
         rng: Source of randomness (a ``random.Random`` or a seed).
@@ -120,8 +122,9 @@ def render_scene(
         raise ValueError(f"unknown scene facts: {shape=}, {colour=}, {count=}")
     img = Image.new("RGB", (HI, HI), background(rng))
     d = ImageDraw.Draw(img)
-    hi_size = {1: 13.0, 2: 11.0, 3: 10.0, 4: 9.0}[count]
-    sizes = [rng.uniform(6.0, hi_size) for _ in range(count)]
+    # One size for every object of a scene, the same range whatever the count: "four squares"
+    # then cover about twice the area of "two squares", a cue a tiny vision tower can use.
+    sizes = [rng.uniform(*SCENE_HALF_SIZE)] * count
     bounds = [s * _BOUND[shape] for s in sizes]
     centres = place(rng, bounds)
     sizes = [b / _BOUND[shape] for b in bounds]  # place() may have shrunk them

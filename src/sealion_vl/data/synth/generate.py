@@ -26,19 +26,20 @@ from pathlib import Path
 from typing import Literal
 
 from sealion_vl.data.synth.flags import render_flag
-from sealion_vl.data.synth.items import KINDS, LETTERS, build
+from sealion_vl.data.synth.items import KINDS, LETTERS, TRAIN_ONLY_KINDS, build
 from sealion_vl.data.synth.world import LANGUAGES, caption
 
 PARTS = ("general", "sea")
 SPLITS = ("train", "heldout")
 #: Item kinds allowed in each part, and their default shares.
-PART_KINDS = {"general": ("caption", "vqa"), "sea": KINDS}
+PART_KINDS = {"general": ("caption", "vqa", "multi"), "sea": KINDS}
 WEIGHTS = {
-    "general": {"caption": 0.3, "vqa": 0.7},
-    "sea": {"caption": 0.15, "vqa": 0.4, "mcq": 0.2, "marvl": 0.17, "toolcall": 0.08},
-}
+    "general": {"caption": 0.15, "vqa": 0.3, "multi": 0.55},
+    "sea": {"caption": 0.1, "vqa": 0.25, "multi": 0.2, "mcq": 0.2, "marvl": 0.17,
+            "toolcall": 0.08},
+}  # fmt: skip
 EXAMPLE = {"country": "malaysia", "seed": 2025}
-_VERSION = 1
+_VERSION = 2  # 2: equal-sized scene objects, multi-question items
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:
@@ -86,11 +87,17 @@ def _check(part, split, n, kinds, languages) -> tuple[tuple[str, ...], tuple[str
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     allowed_langs = ("en",) if part == "general" else LANGUAGES
-    kinds = tuple(kinds) if kinds else PART_KINDS[part]
+    default = PART_KINDS[part]
+    if split == "heldout":  # every held-out item has one gold reply
+        default = tuple(k for k in default if k not in TRAIN_ONLY_KINDS)
+    kinds = tuple(kinds) if kinds else default
     languages = tuple(languages) if languages else allowed_langs
     bad = [k for k in kinds if k not in PART_KINDS[part]]
     if bad or not kinds:
         raise ValueError(f"kinds {bad or kinds} not in part {part!r}; it has {PART_KINDS[part]}")
+    bad = [k for k in kinds if split == "heldout" and k in TRAIN_ONLY_KINDS]
+    if bad:
+        raise ValueError(f"kinds {bad} are training-only (no single gold reply to score)")
     bad = [x for x in languages if x not in allowed_langs]
     if bad:
         raise ValueError(f"languages {bad} not in part {part!r}; it has {allowed_langs}")
@@ -113,7 +120,7 @@ def generate(
     Args:
         out_dir: Output folder; replaced atomically if it holds an earlier output (a
             ``synth.json``); any other non-empty folder is refused.
-        part: ``"general"`` (English, shape scenes, caption + vqa items) or ``"sea"`` (all
+        part: ``"general"`` (English, shape scenes, caption + vqa + multi items) or ``"sea"`` (all
             languages; scenes, flags and fruits; every item kind).
         split: ``"train"`` or ``"heldout"``; the two never share an image.
         n: Number of conversation items in ``sft.jsonl``.
@@ -207,6 +214,8 @@ def _record(uid, kind, code, part, split, item, paths, facts) -> dict:
     content = [{"type": "image", "path": p} for p in paths]
     content.append({"type": "text", "text": item.prompt})
     messages = [{"role": "user", "content": content}, {"role": "assistant", "content": item.answer}]
+    for prompt, answer in item.followups:
+        messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
     if item.system:
         messages.insert(0, {"role": "system", "content": item.system})
     meta = {"task": kind, "lang": code, "part": part, "split": split, "answer": item.answer,

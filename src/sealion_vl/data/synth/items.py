@@ -30,7 +30,9 @@ from sealion_vl.data.synth.world import (
     words,
 )  # fmt: skip
 
-KINDS = ("caption", "vqa", "mcq", "marvl", "toolcall")
+KINDS = ("caption", "vqa", "multi", "mcq", "marvl", "toolcall")
+#: Kinds that only training splits hold: a multi-turn item has no single gold reply to score.
+TRAIN_ONLY_KINDS = ("multi",)
 LETTERS = "ABCD"
 IMAGE_KINDS = ("scene", "flag", "fruit")
 # Questions that can be asked about each image kind.
@@ -49,6 +51,7 @@ class Item:
     answer: str
     meta: dict = field(default_factory=dict)
     system: str | None = None
+    followups: list[tuple[str, str]] = field(default_factory=list)  # later (prompt, answer) turns
 
 
 def render(rng: random.Random, kind: str, **facts) -> tuple[Image.Image, dict]:
@@ -89,6 +92,30 @@ def vqa_item(rng: random.Random, code: str, part: str) -> Item:
     question = rng.choice(_QUESTIONS[image[1]["kind"]])
     prompt = rng.choice(lang(code)["questions"][question])
     return Item([image], prompt, _gold(code, question, image[1]), {"question": question})
+
+
+def multi_item(rng: random.Random, code: str, part: str) -> Item:
+    """Every question its image supports, one per turn in random order (sometimes "describe").
+
+    Why: a tiny vision tower learns shape and count only from the answers that need them;
+    asking all of an image's questions gives three times the signal per image drawn and
+    encoded, for a few text tokens more (the image is encoded once per conversation).
+    """
+    image = render(rng, _pick_image(rng, part))
+    questions = list(_QUESTIONS[image[1]["kind"]])
+    rng.shuffle(questions)
+    if rng.random() < 0.3 or len(questions) == 1:
+        questions.insert(rng.randrange(len(questions) + 1), "describe")
+    table = lang(code)["questions"]
+    turns = [
+        (
+            rng.choice(table[q]),
+            caption(code, image[1]) if q == "describe" else _gold(code, q, image[1]),
+        )
+        for q in questions
+    ]
+    (prompt, answer), *rest = turns
+    return Item([image], prompt, answer, {"questions": questions}, followups=rest)
 
 
 def mcq_item(rng: random.Random, code: str, part: str, label: int) -> Item:
@@ -192,10 +219,12 @@ def build(kind: str, rng: random.Random, code: str, part: str, label=None) -> It
         return mcq_item(rng, code, part, label)
     if kind == "marvl":
         return marvl_item(rng, code, part, label)
-    builder = {"caption": caption_item, "vqa": vqa_item, "toolcall": toolcall_item}.get(kind)
+    builder = {
+        "caption": caption_item, "vqa": vqa_item, "multi": multi_item, "toolcall": toolcall_item,
+    }.get(kind)  # fmt: skip
     if builder is None:
         raise ValueError(f"unknown item kind {kind!r}; expected one of {KINDS}")
     return builder(rng, code, part)
 
 
-__all__ = ["KINDS", "Item", "build", "render", "tool_call"]
+__all__ = ["KINDS", "TRAIN_ONLY_KINDS", "Item", "build", "render", "tool_call"]
