@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import sealion_vl
 from tests.conftest import FAMILIES
 
 N = 8  # new tokens per reply: enough to catch divergence, quick on CPU
@@ -142,6 +143,21 @@ def test_stop_strings_seed_and_generation_config_defaults(chat_model):
         assert m.chat(conv, temperature=0).completion_tokens == 5
     finally:
         m.model.generation_config.max_new_tokens = None
+
+
+def test_chat_leaves_the_models_generation_config_alone(checkpoint):
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint("gemma3"))
+    before = model.generation_config.to_dict()
+    m = sealion_vl.load(checkpoint("gemma3"))
+    m.model = model
+    m.chat("Hello", max_new_tokens=3, temperature=0)
+    assert model.generation_config.to_dict() == before
+    # ...while generate() still stops on the family's turn end as well as the config's eos
+    assert m.adapter.stop_tokens and all(
+        m.tokenizer.convert_tokens_to_ids(t) in m._stop_ids for t in m.adapter.stop_tokens
+    )
 
 
 def test_finish_reason_stop_when_the_model_ends_its_turn(chat_model):

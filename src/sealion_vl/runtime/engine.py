@@ -83,7 +83,7 @@ class ChatModel:
         reasoning = gen.pop("reasoning", None)
         settings = GenerationSettings(**gen)
         inputs = self._encode(conversations, reasoning)
-        cfg = settings.apply(self.model.generation_config)
+        cfg = self._generation_config(settings)
         prompt_len = inputs["input_ids"].shape[1]
         self._check_context(inputs, cfg.max_new_tokens)
         clock = TokenClock()
@@ -113,7 +113,7 @@ class ChatModel:
         reasoning = gen.pop("reasoning", None)
         settings = GenerationSettings(**gen)
         inputs = self._encode([messages], reasoning)
-        cfg = settings.apply(self.model.generation_config)
+        cfg = self._generation_config(settings)
         self._check_context(inputs, cfg.max_new_tokens)
         tq = TokenQueue()
         cancel = threading.Event()
@@ -226,9 +226,17 @@ class ChatModel:
         ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         vocab = self.tokenizer.get_vocab()
         ids.update(vocab[t] for t in self.adapter.stop_tokens if t in vocab)
-        # generate() must stop on the adapter's turn-end tokens too, not only the config's
-        self.model.generation_config.eos_token_id = sorted(ids)
         return ids
+
+    def _generation_config(self, settings):
+        """The per-call config: the settings over the model's, stopping on every stop id.
+
+        generate() must stop on the adapter's turn-end tokens too, not only the config's;
+        they go into this call's copy, so the model object a user passed in is left as is.
+        """
+        cfg = settings.apply(self.model.generation_config)
+        cfg.eos_token_id = sorted(self._stop_ids)
+        return cfg
 
     def _until_eos(self, row: list[int]) -> tuple[list[int], bool]:
         pad = self.tokenizer.pad_token_id

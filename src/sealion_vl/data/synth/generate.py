@@ -35,7 +35,7 @@ SPLITS = ("train", "heldout")
 PART_KINDS = {"general": ("caption", "vqa", "multi"), "sea": KINDS}
 WEIGHTS = {
     "general": {"caption": 0.15, "vqa": 0.3, "multi": 0.55},
-    "sea": {"caption": 0.1, "vqa": 0.25, "multi": 0.2, "mcq": 0.2, "marvl": 0.17,
+    "sea": {"caption": 0.1, "vqa": 0.25, "multi": 0.3, "mcq": 0.15, "marvl": 0.12,
             "toolcall": 0.08},
 }  # fmt: skip
 EXAMPLE = {"country": "malaysia", "seed": 2025}
