@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 import sealion_vl
-from sealion_vl.nano.evaluate import mcq_letter, norm, score_item, summary, tool_call
+from sealion_vl.nano.evaluate import (
+    far_above_chance,
+    mcq_letter,
+    norm,
+    score_item,
+    summary,
+    tool_call,
+)
 
 SHIPPED = Path(str(resources.files("sealion_vl"))) / "nano" / "checkpoint"
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +39,9 @@ def test_answer_reading_rules():
     }
     assert score_item(meta, "Salah.") and not score_item(meta, "Benar")
     assert not score_item(meta, "Mungkin")
+    # "far above chance": at least halfway from chance to perfect
+    assert far_above_chance(75.0, 50.0) and not far_above_chance(74.9, 50.0)
+    assert far_above_chance(55.0, 10.0) and not far_above_chance(30.0, 10.0)
 
 
 def test_smoke_recipe_runs_end_to_end(tmp_path):
@@ -52,6 +62,24 @@ def test_smoke_recipe_runs_end_to_end(tmp_path):
     assert "sealion-vl nano build OUT" in card and "not** a SEA-LION release" in card
     m = sealion_vl.load(tmp_path)
     assert m.adapter.name == "gemma3" and m.chat("Hi", max_new_tokens=2).completion_tokens
+
+
+def test_build_is_deterministic(tmp_path):
+    # The card's numbers are reproducible only if the same command gives the same weights:
+    # same data, tokenizer, initialisation, batches and updates, bit for bit.
+    import hashlib
+
+    from sealion_vl.nano.build import SMOKE, build_nano
+
+    results, digests = [], []
+    for name in ("a", "b"):
+        results.append(build_nano(tmp_path / name, SMOKE, progress=False, log=lambda m: None))
+        digests.append(
+            hashlib.sha256((tmp_path / name / "model.safetensors").read_bytes()).digest()
+        )
+    assert digests[0] == digests[1]
+    assert results[0]["final"] == results[1]["final"]
+    assert results[0]["general"] == results[1]["general"]
 
 
 needs_shipped = pytest.mark.skipif(
@@ -94,10 +122,15 @@ def test_shipped_nano_reaches_its_card_accuracy(tmp_path):
     for task, row in want.items():  # the card's numbers are what the weights really do
         assert got[task]["n"] == row["n"]
         assert abs(got[task]["accuracy"] - row["accuracy"]) <= 1.0, (task, got[task], row)
-    # nano really sees: the visual-recognition tasks are far above chance in all languages
-    # together (count, shape, MCQ and MARVL are not yet: see the card)
-    for task in ("flag", "fruit", "colour", "toolcall"):
-        assert got[task]["accuracy"] > 3 * got[task]["chance"], (task, got[task])
+    # nano really sees: recognising flags, fruits and colours (and calling the weather tool
+    # for the flag's capital) is far above chance in all languages together; whatever else
+    # the card lists as far above chance must hold too
+    card_text = (SHIPPED / "README.md").read_text()
+    claimed = {t for t, row in want.items() if far_above_chance(row["accuracy"], row["chance"])}
+    assert {"flag", "fruit", "colour", "toolcall"} <= claimed
+    for task in claimed:
+        assert far_above_chance(got[task]["accuracy"], got[task]["chance"]), (task, got[task])
+        assert task in card_text.split("**Far above chance**")[1].split("**Not yet**")[0]
 
 
 @needs_shipped

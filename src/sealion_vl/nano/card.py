@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sealion_vl.nano.evaluate import summary
+from sealion_vl.nano.evaluate import far_above_chance, summary
 
 LANG_ORDER = ("en", "id", "ms", "tl", "vi", "th", "my", "ta")
 
@@ -89,8 +89,23 @@ def write_card(path: Path, result: dict) -> None:
         lines.append(
             f"| {bucket} | {g:.1f} | {fs[bucket]['accuracy']:.1f} | {fs[bucket]['chance']:.0f} |"
         )
+    good = [b for b in sorted(fs) if far_above_chance(fs[b]["accuracy"], fs[b]["chance"])]
+    weak = [b for b in sorted(fs) if b not in good]
     lines += [
         f"| all SEA-language items | {sea_acc(general):.1f} | {sea_acc(final):.1f} | |",
+        "",
+        "**Far above chance** (at least halfway from chance to 100%, all languages together): "
+        + (", ".join(good) or "none")
+        + ". **Not yet**: "
+        + (
+            ", ".join(
+                f"{b} ({fs[b]['accuracy']:.0f} vs chance {fs[b]['chance']:.0f})" for b in weak
+            )
+            or "none"
+        )
+        + ". nano is a few million parameters trained for minutes on a CPU; tasks in the "
+        "second list are learned partly or not at all within that budget (measured, not "
+        "hidden).",
         "",
         "## Captions (chrF++ against the reference caption)",
         "",

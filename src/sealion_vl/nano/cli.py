@@ -26,7 +26,7 @@ def build(
 ) -> None:
     """Generate the synthetic SEA world, train nano in three stages, evaluate, write the card.
 
-    The full build takes about half an hour on a 2-core CPU; re-running resumes where it
+    The full build takes about 25 minutes on a 2-core CPU; re-running resumes where it
     stopped (finished stages are kept in OUT/work).
     """
     from dataclasses import replace

@@ -167,6 +167,14 @@ def evaluate(
     return {"n": len(items), "tasks": tasks, "captions": captions}
 
 
+def far_above_chance(accuracy: float, chance: float) -> bool:
+    """At least halfway from chance to 100%: the error rate is at most half a guesser's.
+
+    One rule for 2-way and 11-way tasks alike (2x chance is meaningless for true/false).
+    """
+    return accuracy >= chance + (100.0 - chance) / 2
+
+
 def summary(result: dict) -> dict:
     """Per-task accuracy averaged over languages (and over all items), for a short table."""
     out = {}
