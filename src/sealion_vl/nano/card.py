@@ -23,6 +23,17 @@ def _lang_table(tasks: dict, general: dict | None = None) -> list[str]:
     return lines
 
 
+def _stage_table(general: dict, final: dict, *, anchor: dict, show_n: bool = False) -> list[str]:
+    """General (stage 1) vs final accuracy per task, for the tasks of ``anchor`` (a summary)."""
+    lines = ["| task | general (stage 1) | final (stage 3) | chance |", "|---|---|---|---|"]
+    for bucket in sorted(anchor):
+        g = general.get(bucket, {}).get("accuracy", 0.0)
+        f = final.get(bucket, {}).get("accuracy", 0.0)
+        label = f"{bucket} (n={anchor[bucket]['n']})" if show_n else bucket
+        lines.append(f"| {label} | {g:.1f} | {f:.1f} | {anchor[bucket]['chance']:.0f} |")
+    return lines
+
+
 def write_card(path: Path, result: dict) -> None:
     """Render ``result`` (from ``build_nano``) as a Markdown model card."""
     final, general = result["final"], result["general"]
@@ -81,14 +92,8 @@ def write_card(path: Path, result: dict) -> None:
         "",
         "## General model vs SEA-trained model",
         "",
-        "| task | general (stage 1) | final (stage 3) | chance |",
-        "|---|---|---|---|",
+        *_stage_table(gs, fs, anchor=fs),
     ]
-    for bucket in sorted(fs):
-        g = gs.get(bucket, {}).get("accuracy", 0.0)
-        lines.append(
-            f"| {bucket} | {g:.1f} | {fs[bucket]['accuracy']:.1f} | {fs[bucket]['chance']:.0f} |"
-        )
     good = [b for b in sorted(fs) if far_above_chance(fs[b]["accuracy"], fs[b]["chance"])]
     weak = [b for b in sorted(fs) if b not in good]
     lines += [
@@ -124,16 +129,8 @@ def write_card(path: Path, result: dict) -> None:
             "",
             "What stage 1 alone learned, and what the final model kept.",
             "",
-            "| task | general (stage 1) | final (stage 3) | chance |",
-            "|---|---|---|---|",
+            *_stage_table(eg, ef, anchor=eg, show_n=True),
         ]
-        for bucket in sorted(eg):
-            f = ef.get(bucket, {}).get("accuracy", 0.0)
-            row = eg[bucket]
-            lines.append(
-                f"| {bucket} (n={row['n']}) | {row['accuracy']:.1f} | {f:.1f} | "
-                f"{row['chance']:.0f} |"
-            )
         caps_g, caps_f = english["general"]["captions"], english["final"]["captions"]
         if "en" in caps_g:
             lines.append(
