@@ -64,6 +64,15 @@ def test_smoke_recipe_runs_end_to_end(tmp_path):
     assert m.adapter.name == "gemma3" and m.chat("Hi", max_new_tokens=2).completion_tokens
 
 
+def test_eval_names_a_folder_that_is_not_a_heldout_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from sealion_vl.cli import app
+
+    res = CliRunner().invoke(app, ["nano", "eval", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "no sft.jsonl" in res.output
+
+
 def test_build_is_deterministic(tmp_path):
     # The card's numbers are reproducible only if the same command gives the same weights:
     # same data, tokenizer, initialisation, batches and updates, bit for bit.

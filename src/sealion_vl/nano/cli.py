@@ -56,6 +56,12 @@ def eval_(
     import sealion_vl
     from sealion_vl.nano.evaluate import evaluate
 
+    if not (heldout / "sft.jsonl").is_file():
+        err.print(
+            f"error: {heldout} is not a held-out folder written by the generator "
+            "(it has no sft.jsonl); make one with sealion_vl.data.synth.generate(...)"
+        )
+        raise typer.Exit(2)
     m = sealion_vl.load(model)
     print(
         json.dumps(
