@@ -269,6 +269,7 @@ def train(
         result = run(r, resume=resume, progress=progress)
     except SealionError as e:
         _fail(e)
+    _end_process_group()  # after success only: a failed rank must not wait in a barrier
     err.print(
         f"trained {result.steps} steps, final loss {result.last_loss:.4f}, "
         f"{result.tokens} loss tokens; checkpoint in {result.output_dir}"
@@ -276,6 +277,20 @@ def train(
     skipped = result.skipped.get("total_skipped", 0)
     if skipped:
         err.print(f"[yellow]{skipped} rows skipped[/] (see {result.output_dir}/data_report.json)")
+
+
+def _end_process_group() -> None:
+    """Tear down torchrun's process group before the interpreter exits.
+
+    run() keeps the group (several runs may share a process); a CLI process is done with it.
+    Left to interpreter exit, gloo's threads can abort a rank ("terminate called without an
+    active exception") after the training itself succeeded.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
