@@ -22,6 +22,7 @@ from sealion_vl.data.synth import (
     LANGUAGES,
     LETTERS,
     caption,
+    country_in_sentence,
     example_image,
     generate,
     lang,
@@ -173,6 +174,33 @@ def test_marvl_labels_balanced_and_true_to_the_images(out):
         assert _truth(m["concept"], *m["images"], m) == m["label"]
         assert r["messages"][-1]["content"] == (t["true_word"] if m["label"] else t["false_word"])
         assert m["hypothesis"] in r["messages"][0]["content"][-1]["text"]
+
+
+def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
+    rows = [r for r in _rows(out / "sea-train/sft.jsonl") if r["meta"]["task"] == "marvl_multi"]
+    assert rows
+    labels: Counter = Counter()
+    for r in rows:
+        m, t, msgs = r["meta"], lang(r["meta"]["lang"]), r["messages"]
+        asked = m["hypotheses"]
+        assert len({h["concept"] for h in asked}) == len(asked) >= 1
+        assert [x["role"] for x in msgs] == ["user", "assistant"] * len(asked)
+        assert len([p for p in msgs[0]["content"] if p["type"] == "image"]) == 2
+        for i, h in enumerate(asked):
+            user = msgs[2 * i]["content"]
+            text = user[-1]["text"] if isinstance(user, list) else user
+            words_in = {}
+            if "country" in h:
+                words_in["country"] = country_in_sentence(m["lang"], h["country"])
+            assert text.startswith(t["hypotheses"][h["concept"]].format(**words_in))
+            label = _truth(h["concept"], *m["images"], h)  # the test's own judge of the images
+            assert h["label"] == label
+            assert msgs[2 * i + 1]["content"] == (t["true_word"] if label else t["false_word"])
+            labels[label] += 1
+    assert min(labels.values()) > 0.3 * sum(labels.values())  # both answers common
+    assert "marvl_multi" not in {r["meta"]["task"] for r in _rows(out / "sea-heldout/sft.jsonl")}
+    with pytest.raises(ValueError, match="training-only"):
+        generate(out / "y", part="sea", split="heldout", n=5, kinds=("marvl_multi",))
 
 
 def test_answers_come_from_the_right_language_table(out):

@@ -29,7 +29,7 @@ class BuildPlan:
     size: str = "nano"
     n_general: int = 20000  # stage 1 sees each image about twice: no memorising
     n_sea: int = 30000
-    n_heldout: int = 800
+    n_heldout: int = 1200  # ~170 MCQ and ~170 MARVL items: +-7 points at 95%
     n_general_heldout: int = 240  # English shape scenes: what stage 1 alone learned
     steps: tuple[int, int, int] | None = None  # None: the recipes' max_steps
     seed: int = 0

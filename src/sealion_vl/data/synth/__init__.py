@@ -7,11 +7,12 @@ Deterministic from a seed; 64x64 Pillow drawings with no text in them:
 * tropical fruits: 1-3 durians, mangosteens, rambutans, bananas, dragon fruits, coconuts or
   mangoes.
 
-For each image: one caption per language, and conversation items of five kinds: ``caption``
+For each image: one caption per language, and conversation items of these kinds: ``caption``
 ("Describe the image."), ``vqa`` (short answers), ``mcq`` (CVQA shape, per-language answer
-tag), ``marvl`` (two images + a hypothesis, native true/false word) and ``toolcall`` (Gemma 3
-``tool_code`` weather call for the capital of the flag's country). Languages: en, id, ms, tl,
-vi, th, my, ta; the words and templates live in ``lang/*.yaml``.
+tag), ``marvl`` (two images + a hypothesis, native true/false word), ``toolcall`` (Gemma 3
+``tool_code`` weather call for the capital of the flag's country), and the training-only
+``multi`` (every question of one image) and ``marvl_multi`` (every hypothesis of one pair).
+Languages: en, id, ms, tl, vi, th, my, ta; the words and templates live in ``lang/*.yaml``.
 
 Example::
 

@@ -35,11 +35,11 @@ SPLITS = ("train", "heldout")
 PART_KINDS = {"general": ("caption", "vqa", "multi"), "sea": KINDS}
 WEIGHTS = {
     "general": {"caption": 0.15, "vqa": 0.3, "multi": 0.55},
-    "sea": {"caption": 0.1, "vqa": 0.25, "multi": 0.3, "mcq": 0.15, "marvl": 0.12,
-            "toolcall": 0.08},
+    "sea": {"caption": 0.1, "vqa": 0.18, "multi": 0.3, "mcq": 0.12, "marvl": 0.08,
+            "marvl_multi": 0.14, "toolcall": 0.08},
 }  # fmt: skip
 EXAMPLE = {"country": "malaysia", "seed": 2025}
-_VERSION = 2  # 2: equal-sized scene objects, multi-question items
+_VERSION = 3  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:

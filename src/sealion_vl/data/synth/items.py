@@ -30,9 +30,9 @@ from sealion_vl.data.synth.world import (
     words,
 )  # fmt: skip
 
-KINDS = ("caption", "vqa", "multi", "mcq", "marvl", "toolcall")
+KINDS = ("caption", "vqa", "multi", "mcq", "marvl", "marvl_multi", "toolcall")
 #: Kinds that only training splits hold: a multi-turn item has no single gold reply to score.
-TRAIN_ONLY_KINDS = ("multi",)
+TRAIN_ONLY_KINDS = ("multi", "marvl_multi")
 LETTERS = "ABCD"
 IMAGE_KINDS = ("scene", "flag", "fruit")
 # Questions that can be asked about each image kind.
@@ -184,19 +184,81 @@ def _marvl_pair(rng: random.Random, concept: str, label: bool) -> tuple[list, di
     return pair, fmt
 
 
+def _hypothesis(code: str, concept: str, fmt: dict) -> str:
+    words_in = {k: country_in_sentence(code, v) for k, v in fmt.items()}
+    return lang(code)["hypotheses"][concept].format(**words_in)
+
+
 def marvl_item(rng: random.Random, code: str, part: str, label: bool) -> Item:
     """MARVL shape: two images, a hypothesis in the language, answer its true/false word."""
     t = lang(code)
     concept = rng.choice(HYPOTHESES)
     pair, fmt = _marvl_pair(rng, concept, label)
-    words_in = {k: country_in_sentence(code, v) for k, v in fmt.items()}
-    hypothesis = t["hypotheses"][concept].format(**words_in)
+    hypothesis = _hypothesis(code, concept, fmt)
     answer = t["true_word"] if label else t["false_word"]
     meta = {
         "concept": concept, "hypothesis": hypothesis, "label": label,
         "true_word": t["true_word"], "false_word": t["false_word"], **fmt,
     }  # fmt: skip
     return Item(pair, f"{hypothesis}\n{t['marvl_question']}", answer, meta)
+
+
+def truth(concept: str, left: dict, right: dict, country: str | None = None) -> bool | None:
+    """Whether hypothesis ``concept`` holds for images with facts ``left``, ``right``.
+
+    None when the hypothesis does not apply to the pair (comparing the colours of a flag and a
+    fruit); ``country`` is the one ``right_flag_of`` names.
+    """
+    kinds = (left["kind"], right["kind"])
+    if concept == "left_fruit":
+        return kinds[0] == "fruit"
+    if concept == "right_flag_of":
+        return kinds[1] == "flag" and right["country"] == country
+    needs, key = {
+        "more_shapes": ("scene", "count"), "same_colour": ("scene", "colour"),
+        "same_flag": ("flag", "country"), "same_fruit": ("fruit", "fruit"),
+    }[concept]  # fmt: skip
+    if kinds != (needs, needs):
+        return None
+    if concept == "more_shapes":
+        return left["count"] > right["count"]
+    return left[key] == right[key]
+
+
+def marvl_multi_item(rng: random.Random, code: str, part: str) -> Item:
+    """One MARVL pair, then every hypothesis that applies to it, one per turn (training only).
+
+    Why: a true/false answer is one bit, and a tiny model needs tens of thousands of them to
+    learn to compare two images; asking all of a pair's hypotheses gives up to four bits per
+    pair drawn and encoded. The pair comes from :func:`marvl_item`'s generator, so its first
+    hypothesis has the usual balanced label; the others are judged from the images' facts.
+    """
+    t = lang(code)
+    first = marvl_item(rng, code, part, rng.random() < 0.5)
+    (_, fl), (_, fr) = first.images
+    asked = [{k: first.meta[k] for k in ("concept", "label", "country") if k in first.meta}]
+    for concept in HYPOTHESES:
+        if concept == first.meta["concept"]:
+            continue
+        fmt = {}
+        if concept == "right_flag_of":  # half the time the flag actually shown, if it is one
+            shown = fr.get("country") if fr["kind"] == "flag" else None
+            fmt["country"] = shown if shown and rng.random() < 0.5 else rng.choice(COUNTRIES)
+        label = truth(concept, fl, fr, fmt.get("country"))
+        if label is None or (not label and rng.random() < 0.5):
+            continue  # dropping half the "false" turns keeps the two answers about as common
+        asked.append({"concept": concept, "label": label, **fmt})
+    rng.shuffle(asked)
+    turns = [
+        (
+            _hypothesis(code, h["concept"], {"country": h["country"]} if "country" in h else {})
+            + f"\n{t['marvl_question']}",
+            t["true_word"] if h["label"] else t["false_word"],
+        )
+        for h in asked
+    ]
+    (prompt, answer), *rest = turns
+    return Item(first.images, prompt, answer, {"hypotheses": asked}, followups=rest)
 
 
 def tool_call(city: str) -> str:
@@ -220,11 +282,12 @@ def build(kind: str, rng: random.Random, code: str, part: str, label=None) -> It
     if kind == "marvl":
         return marvl_item(rng, code, part, label)
     builder = {
-        "caption": caption_item, "vqa": vqa_item, "multi": multi_item, "toolcall": toolcall_item,
+        "caption": caption_item, "vqa": vqa_item, "multi": multi_item,
+        "marvl_multi": marvl_multi_item, "toolcall": toolcall_item,
     }.get(kind)  # fmt: skip
     if builder is None:
         raise ValueError(f"unknown item kind {kind!r}; expected one of {KINDS}")
     return builder(rng, code, part)
 
 
-__all__ = ["KINDS", "TRAIN_ONLY_KINDS", "Item", "build", "render", "tool_call"]
+__all__ = ["KINDS", "TRAIN_ONLY_KINDS", "Item", "build", "render", "tool_call", "truth"]
