@@ -21,6 +21,7 @@ from sealion_vl.data.synth import (
     KINDS,
     LANGUAGES,
     LETTERS,
+    PART_KINDS,
     caption,
     country_in_sentence,
     example_image,
@@ -114,11 +115,21 @@ def test_sea_has_every_language_and_kind(out):
 def test_general_is_english_scenes_only(out):
     rows = _rows(out / "general/sft.jsonl")
     assert {r["meta"]["lang"] for r in rows} == {"en"}
-    assert {r["meta"]["task"] for r in rows} == {"caption", "vqa", "multi"}
+    assert {r["meta"]["task"] for r in rows} == set(PART_KINDS["general"])
     assert {f["kind"] for r in rows for f in r["meta"]["images"]} == {"scene"}
     assert {c["lang"] for c in _rows(out / "general/captions.jsonl")} == {"en"}
+    # MCQ and MARVL on scenes: only questions and hypotheses that scenes can decide
+    scene_concepts = {"more_shapes", "same_colour"}
+    for r in rows:
+        m = r["meta"]
+        if m["task"] == "mcq":
+            assert m["question"] in ("colour", "count")
+        if m["task"] == "marvl":
+            assert m["concept"] in scene_concepts
+        if m["task"] == "marvl_multi":
+            assert {h["concept"] for h in m["hypotheses"]} <= scene_concepts
     with pytest.raises(ValueError, match="not in part"):
-        generate(out / "x", part="general", split="train", n=5, kinds=("mcq",))
+        generate(out / "x", part="general", split="train", n=5, kinds=("toolcall",))
     with pytest.raises(ValueError, match="not in part"):
         generate(out / "x", part="general", split="train", n=5, languages=("id",))
 

@@ -1,7 +1,7 @@
 """``sealion-vl nano build``: nano from nothing, with the toolkit's own recipes.
 
 synthetic SEA world -> byte-level BPE tokenizer (Gemma 3 tokens) -> random Gemma 3 VLM ->
-stage 1 general SFT (English shapes) -> stage 2 SEA captions cpt -> stage 3 SEA SFT ->
+stage 1 general SFT (English shape scenes) -> stage 2 SEA captions cpt -> stage 3 SEA SFT ->
 held-out evaluation (general model and final model) -> model card. Every stage is a
 shipped recipe (``train/recipes/nano-*.yaml``) run through ``sealion_vl.train.run``.
 """

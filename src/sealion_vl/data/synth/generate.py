@@ -32,14 +32,16 @@ from sealion_vl.data.synth.world import LANGUAGES, caption
 PARTS = ("general", "sea")
 SPLITS = ("train", "heldout")
 #: Item kinds allowed in each part, and their default shares.
-PART_KINDS = {"general": ("caption", "vqa", "multi"), "sea": KINDS}
+PART_KINDS = {"general": ("caption", "vqa", "multi", "mcq", "marvl", "marvl_multi"), "sea": KINDS}
 WEIGHTS = {
-    "general": {"caption": 0.15, "vqa": 0.3, "multi": 0.55},
-    "sea": {"caption": 0.1, "vqa": 0.18, "multi": 0.3, "mcq": 0.12, "marvl": 0.08,
-            "marvl_multi": 0.14, "toolcall": 0.08},
+    "general": {"caption": 0.1, "vqa": 0.2, "multi": 0.4, "mcq": 0.1, "marvl": 0.05,
+                "marvl_multi": 0.15},
+    "sea": {"caption": 0.1, "vqa": 0.18, "multi": 0.3, "mcq": 0.08, "marvl": 0.08,
+            "marvl_multi": 0.18, "toolcall": 0.08},
 }  # fmt: skip
 EXAMPLE = {"country": "malaysia", "seed": 2025}
-_VERSION = 3  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi
+_VERSION = 3  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
+# MARVL in the general part
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:
@@ -120,8 +122,9 @@ def generate(
     Args:
         out_dir: Output folder; replaced atomically if it holds an earlier output (a
             ``synth.json``); any other non-empty folder is refused.
-        part: ``"general"`` (English, shape scenes, caption + vqa + multi items) or ``"sea"`` (all
-            languages; scenes, flags and fruits; every item kind).
+        part: ``"general"`` (English, shape scenes; no tool calls, and MCQ / MARVL only ask
+            what scenes decide) or ``"sea"`` (all languages; scenes, flags and fruits; every
+            item kind).
         split: ``"train"`` or ``"heldout"``; the two never share an image.
         n: Number of conversation items in ``sft.jsonl``.
         seed: Base seed; the same arguments give byte-identical files.

@@ -79,6 +79,11 @@ def _pick_image(rng: random.Random, part: str) -> str:
     return "scene" if part == "general" else rng.choice(IMAGE_KINDS)
 
 
+def _concepts(part: str) -> tuple[str, ...]:
+    """The MARVL hypotheses a part's images can decide (the general part has scenes only)."""
+    return ("more_shapes", "same_colour") if part == "general" else HYPOTHESES
+
+
 def caption_item(rng: random.Random, code: str, part: str) -> Item:
     """Asks to describe the image; the answer is its one reference caption."""
     image = render(rng, _pick_image(rng, part))
@@ -192,7 +197,7 @@ def _hypothesis(code: str, concept: str, fmt: dict) -> str:
 def marvl_item(rng: random.Random, code: str, part: str, label: bool) -> Item:
     """MARVL shape: two images, a hypothesis in the language, answer its true/false word."""
     t = lang(code)
-    concept = rng.choice(HYPOTHESES)
+    concept = rng.choice(_concepts(part))
     pair, fmt = _marvl_pair(rng, concept, label)
     hypothesis = _hypothesis(code, concept, fmt)
     answer = t["true_word"] if label else t["false_word"]
@@ -237,7 +242,7 @@ def marvl_multi_item(rng: random.Random, code: str, part: str) -> Item:
     first = marvl_item(rng, code, part, rng.random() < 0.5)
     (_, fl), (_, fr) = first.images
     asked = [{k: first.meta[k] for k in ("concept", "label", "country") if k in first.meta}]
-    for concept in HYPOTHESES:
+    for concept in _concepts(part):
         if concept == first.meta["concept"]:
             continue
         fmt = {}
