@@ -79,6 +79,7 @@ def place(rng: random.Random, radii: list[float], gap: float = 2.5) -> list[Poin
 
 # Half-size range (final pixels) of the objects of a scene; four squares still fit.
 SCENE_HALF_SIZE = (7.5, 9.0)
+FRUIT_HALF_SIZE = (8.5, 10.5)
 # Bounding-disc radius of each shape per unit of its half-size.
 _BOUND = {"circle": 1.0, "square": math.sqrt(2), "triangle": 1.0}
 
@@ -281,8 +282,11 @@ def render_fruit(
     draw, bound = _FRUIT_DRAW[fruit]
     img = Image.new("RGB", (HI, HI), background(rng))
     d = ImageDraw.Draw(img)
-    lo, hi = {1: (12.0, 17.0), 2: (9.0, 12.0), 3: (7.5, 10.0)}[count]
-    bounds = [rng.uniform(lo, hi) * bound for _ in range(count)]
+    # One size for every count, as in scenes: three fruits cover three times the area of one,
+    # so "how many" agrees with how much of the image they fill, on fruits and shapes alike.
+    # (v2 shrank fruits as their count grew: the total area told nothing, and learning fruit
+    # counts unlearned the scene counts the model had.)
+    bounds = [rng.uniform(*FRUIT_HALF_SIZE) * bound] * count
     for (cx, cy), b in zip(place(rng, bounds), bounds, strict=True):
         draw(d, cx * SS, cy * SS, b / bound * SS, rng)
     return finish(img), {"kind": "fruit", "fruit": fruit, "count": count}

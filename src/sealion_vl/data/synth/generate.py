@@ -41,7 +41,7 @@ WEIGHTS = {
 }  # fmt: skip
 EXAMPLE = {"country": "malaysia", "seed": 2025}
 _VERSION = 3  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
-# MARVL in the general part
+# MARVL in the general part, equal-sized fruits
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:
