@@ -26,8 +26,8 @@ def build(
 ) -> None:
     """Generate the synthetic SEA world, train nano in three stages, evaluate, write the card.
 
-    The full build takes about 25 minutes on a 2-core CPU; re-running resumes where it
-    stopped (finished stages are kept in OUT/work).
+    The full build takes about 30 minutes (29 of them training) on a 2-core CPU; re-running
+    resumes where it stopped (finished stages are kept in OUT/work).
     """
     from dataclasses import replace
 
