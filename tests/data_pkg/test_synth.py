@@ -299,6 +299,28 @@ def test_scene_and_fruit_counts_are_what_the_image_shows():
         assert _objects(img) == facts["count"], facts
 
 
+def _covered(img: Image.Image) -> int:
+    """Pixels that differ from the background (the area the objects fill)."""
+    a = np.asarray(img, dtype=np.int32)
+    bg = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), axis=0)
+    return int((np.abs(a - bg).sum(axis=2) > 60).sum())
+
+
+@pytest.mark.parametrize("kind", ["scene", "fruit"])
+def test_area_grows_with_count(kind):
+    # Objects keep one size whatever their count, so the area they fill tells how many there
+    # are: nano's count answers lean on that (when fruits shrank as they multiplied, learning
+    # fruit counts unlearned scene counts).
+    render = render_scene if kind == "scene" else render_fruit
+    counts = (1, 2, 3, 4) if kind == "scene" else (1, 2, 3)
+    mean = {
+        n: np.mean([_covered(render(random.Random(f"area-{i}"), count=n)[0]) for i in range(40)])
+        for n in counts
+    }
+    for n in counts[1:]:
+        assert 0.75 * n < mean[n] / mean[1] < 1.25 * n, mean
+
+
 def _flag_features(img: Image.Image) -> np.ndarray:
     """The flag cropped out of its background, 24x16, brightness-normalised."""
     a = np.asarray(img, dtype=np.float32)
