@@ -77,3 +77,27 @@ def test_pack_greedy_respects_max_len_and_order():
     rows = pack_greedy([F(5), F(4), F(3), F(6), F(1)], max_len=8)
     assert [[f.length for f in r] for r in rows] == [[5, 3], [4, 1], [6]]
     assert all(sum(f.length for f in r) <= 8 for r in rows)
+
+
+def test_loss_in_row_blocks_is_bit_identical_to_one_block(chat_model, media_dir, monkeypatch):
+    # token_losses casts logits to float32 a block of rows at a time (memory); the losses and
+    # the gradients must not change by a bit, whatever the block size.
+    import sealion_vl.train.packing as packing
+
+    m = chat_model("gemma3")
+    enc = Encoder(m.model, m.processor, m.adapter)
+    feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
+    batch = collate(pack_greedy(feats, max_len=64), pad_id=enc.pad_id, packed=True)
+    vocab = m.model.config.get_text_config().vocab_size
+    results = []
+    for block in (10**12, 3 * vocab, vocab):  # one block; 3 rows per block; 1 row per block
+        monkeypatch.setattr(packing, "CE_BLOCK_ELEMENTS", block)
+        m.model.zero_grad()
+        losses = token_losses(m.model, batch, m.adapter)
+        losses.sum().backward()
+        grad = m.model.get_output_embeddings().weight.grad.clone()
+        results.append((losses.detach(), grad))
+    assert results[0][0].shape == batch["labels"].shape and results[0][0].sum() > 0
+    for losses, grad in results[1:]:
+        assert torch.equal(losses, results[0][0]) and torch.equal(grad, results[0][1])
+    m.model.zero_grad()

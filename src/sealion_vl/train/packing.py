@@ -73,6 +73,10 @@ def collate(rows: list[list[Features]], *, pad_id: int, packed: bool) -> dict[st
     return batch
 
 
+#: Logit elements cast to float32 at once in :func:`token_losses` (64M: 256 MB).
+CE_BLOCK_ELEMENTS = 64 * 1024 * 1024
+
+
 def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=None):
     """(B, L) cross-entropy per position (0 where the label is IGNORE), in float32.
 
@@ -84,12 +88,22 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
         masks = adapter.packed_attention(raw_model or model, inputs)
         if masks is not None:
             inputs["attention_mask"] = masks
-    logits = model(**inputs, use_cache=False).logits.float()
+    logits = model(**inputs, use_cache=False).logits
     labels = batch["labels"]
-    flat = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        labels.reshape(-1),
-        ignore_index=IGNORE,
-        reduction="none",
+    flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    # Row blocks: a float32 copy of all logits is (B*L) x vocab x 4 bytes, 4 GB for 8 x 512
+    # tokens of Gemma 3's 262k vocabulary; a block of rows is a fraction of that. Each row's
+    # loss is computed alone either way, so the result is the same bit for bit.
+    rows = max(1, CE_BLOCK_ELEMENTS // flat_logits.shape[-1])
+    flat = torch.cat(
+        [
+            torch.nn.functional.cross_entropy(
+                flat_logits[i : i + rows].float(),
+                flat_labels[i : i + rows],
+                ignore_index=IGNORE,
+                reduction="none",
+            )
+            for i in range(0, flat_logits.shape[0], rows)
+        ]
     )
     return flat.view(labels.shape)
