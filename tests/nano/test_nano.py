@@ -58,6 +58,11 @@ def test_smoke_recipe_runs_end_to_end(tmp_path):
     ):
         assert (tmp_path / name).is_file(), name
     assert set(result["final"]["tasks"]) >= {"mcq", "marvl", "flag", "colour"}
+    assert set(result["final"]["by_kind"]) == {"mcq", "marvl"}
+    for bucket, kinds in result["final"]["by_kind"].items():  # MCQ / MARVL split up, nothing lost
+        task = result["final"]["tasks"][bucket]
+        for key in ("n", "correct"):
+            assert sum(c[key] for c in kinds.values()) == sum(c[key] for c in task.values())
     card = (tmp_path / "README.md").read_text()
     assert "sealion-vl nano build OUT" in card and "not** a SEA-LION release" in card
     m = sealion_vl.load(tmp_path)

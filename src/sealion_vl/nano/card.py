@@ -34,6 +34,17 @@ def _stage_table(general: dict, final: dict, *, anchor: dict, show_n: bool = Fal
     return lines
 
 
+def _by_kind(by_kind: dict) -> list[str]:
+    """MCQ by question and MARVL by hypothesis (all languages): where the misses are."""
+    if not by_kind:
+        return []
+    lines = ["## MCQ by question, MARVL by hypothesis (final model, all languages)", ""]
+    for bucket, kinds in by_kind.items():
+        cells = ", ".join(f"{k} {c['accuracy']:.0f} (n={c['n']})" for k, c in kinds.items())
+        lines.append(f"- {bucket}: {cells}")
+    return [*lines, ""]
+
+
 def write_card(path: Path, result: dict) -> None:
     """Render ``result`` (from ``build_nano``) as a Markdown model card."""
     final, general = result["final"], result["general"]
@@ -113,6 +124,7 @@ def write_card(path: Path, result: dict) -> None:
         "second list are learned partly or not at all within that budget (measured, not "
         "hidden).",
         "",
+        *_by_kind(final.get("by_kind", {})),
         "## Captions (chrF++ against the reference caption)",
         "",
         "| lang | general | final |",

@@ -121,7 +121,8 @@ def evaluate(
 
     Returns:
         ``{"tasks": {bucket: {lang: {"n", "correct", "accuracy", "chance"}}},
-        "captions": {lang: {"n", "chrf++"}}, "n": total}`` with accuracy and chance in %.
+        "captions": {lang: {"n", "chrf++"}}, "by_kind": {"mcq" | "marvl": {question or
+        hypothesis: {"n", "correct", "accuracy"}}}, "n": total}`` with accuracy and chance in %.
     """
     from sacrebleu.metrics import CHRF
 
@@ -136,6 +137,7 @@ def evaluate(
         if progress:
             progress(len(replies), len(items))
     scores: dict = defaultdict(lambda: defaultdict(lambda: {"n": 0, "correct": 0}))
+    by_kind: dict = defaultdict(lambda: defaultdict(lambda: {"n": 0, "correct": 0}))
     caps: dict = defaultdict(lambda: ([], []))
     for rec, reply in zip(items, replies, strict=True):
         meta = rec["meta"]
@@ -145,9 +147,13 @@ def evaluate(
             refs.append(meta["answer"])
             continue
         bucket = _bucket(meta)
-        cell = scores[bucket][meta["lang"]]
-        cell["n"] += 1
-        cell["correct"] += int(score_item(meta, reply))
+        ok = int(score_item(meta, reply))
+        cells = [scores[bucket][meta["lang"]]]
+        if bucket in ("mcq", "marvl"):  # which question / hypothesis: what is (not) learned
+            cells.append(by_kind[bucket][meta.get("concept") or meta["question"]])
+        for cell in cells:
+            cell["n"] += 1
+            cell["correct"] += ok
     chance = chance_levels()
     tasks = {}
     for bucket, langs in scores.items():
@@ -164,7 +170,14 @@ def evaluate(
         lang: {"n": len(h), "chrf++": round(chrf.corpus_score(h, [r]).score, 1)}
         for lang, (h, r) in sorted(caps.items())
     }
-    return {"n": len(items), "tasks": tasks, "captions": captions}
+    breakdown = {
+        bucket: {
+            k: {**c, "accuracy": round(100.0 * c["correct"] / c["n"], 1)}
+            for k, c in sorted(kinds.items())
+        }
+        for bucket, kinds in sorted(by_kind.items())
+    }
+    return {"n": len(items), "tasks": tasks, "captions": captions, "by_kind": breakdown}
 
 
 def far_above_chance(accuracy: float, chance: float) -> bool:
