@@ -202,15 +202,26 @@ def test_mixed_good_and_bad_rows_skipped_counted_listed(tmp_path, images):
         {"id": "no-answer", "messages": [{"role": "user", "content": "hi"}]},
         {"id": "long", "image": "imgs/a.png", "caption": "word " * 50},
         {"id": "bad-role", "messages": [{"role": "robot", "content": "x"}]},
+        {"id": "no-video", "messages": [
+            {"role": "user", "content": [{"type": "video", "path": "clips/nope.mp4"}]},
+            {"role": "assistant", "content": "x"}]},
+        {"id": "no-audio", "messages": [
+            {"role": "user", "content": [{"type": "audio", "path": "clips/nope.wav"}]},
+            {"role": "assistant", "content": "x"}]},
         {**good, "id": "good-2"},
+        {"id": "video-ok", "messages": [
+            {"role": "user", "content": [{"type": "video", "path": "clips/ok.mp4"}]},
+            {"role": "assistant", "content": "fine"}]},
     ]  # fmt: skip
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "ok.mp4").write_bytes(b"not decoded here")
     _write_jsonl(tmp_path / "mixed.jsonl", rows)
     samples, report = _run(
         tmp_path / "mixed.jsonl",
         max_tokens=20,
         count_tokens=lambda s: sum(len(m.text.split()) for m in s.messages),
     )
-    assert [s.id for s in samples] == ["good-1", "good-2"]
+    assert [s.id for s in samples] == ["good-1", "good-2", "video-ok"]
     assert samples[0].meta["num_tokens"] == 1
     expected = {
         "bad_record": ["mixed.jsonl:2", "mixed.jsonl:3", "unknown-shape", "bad-role"],
@@ -219,14 +230,15 @@ def test_mixed_good_and_bad_rows_skipped_counted_listed(tmp_path, images):
         "image_token_mismatch": ["mismatch", "raw-token"],
         "empty_text": ["blank", "no-answer"],
         "too_long": ["long"],
+        "missing_media": ["no-video", "no-audio"],
     }
     assert {r: report.ids[r] for r in REASONS} == {r: expected.get(r, []) for r in REASONS}
     assert report.counts == {r: len(expected[r]) for r in REASONS}
-    assert report.total_skipped == 12 and report.yielded == 2
+    assert report.total_skipped == 14 and report.yielded == 3
     d = report.to_dict()
     assert d["reasons"]["too_long"]["examples"][0]["detail"].startswith("50 tokens")
     assert "1 placeholder" not in d["reasons"]["image_token_mismatch"]["examples"][0]["detail"]
-    assert report.summary().startswith("2 samples, 12 skipped")
+    assert report.summary().startswith("3 samples, 14 skipped")
 
 
 def test_limits_apply_and_truncated_gzip_reported(tmp_path, images):

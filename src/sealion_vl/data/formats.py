@@ -48,7 +48,7 @@ __all__ = [
 #: Why a row was skipped (fixed strings: the trainer and the report readers key on them).
 REASONS = (
     "missing_image", "corrupt_image", "image_token_mismatch", "empty_text", "too_long",
-    "bad_record",
+    "bad_record", "missing_media",
 )  # fmt: skip
 _KINDS = ("auto", "caption", "conversation")
 
@@ -150,6 +150,21 @@ class SkipReport:
         return path
 
 
+_AV = ("video", "audio")
+
+
+def _check_av(kind: str, src: Any) -> None:
+    """A local video/audio file must exist now, not fail the processor mid-training.
+
+    Videos and audio are decoded by the model's processor when the batch is built; a missing
+    file found there would end the run. URLs and in-memory sources are left to the processor.
+    """
+    if not isinstance(src, str) or _URL.match(src) or src[:5].lower() == "data:":
+        return
+    if not Path(src).is_file():
+        raise _Skip("missing_media", f"no such {kind} file: {src}")
+
+
 def _load(src: Any, limits: MediaLimits, fetch_urls: bool) -> Image.Image:
     remote = False
     if isinstance(src, str) and src[:5].lower() != "data:":
@@ -222,6 +237,8 @@ def _samples(thunks, report, max_tokens, count_tokens, limits, fetch_urls) -> It
                 messages = parse_conversation(rec["messages"])
                 for part in (p for m in messages for p in m.parts if p.type == "image"):
                     part.source = _load(part.source, limits, fetch_urls)
+                for part in (p for m in messages for p in m.parts if p.type in _AV):
+                    _check_av(part.type, part.source)
             except MessageFormatError as exc:
                 report.add(rec["id"], "bad_record", str(exc))
                 continue
