@@ -174,3 +174,29 @@ def test_finish_reason_stop_when_the_model_ends_its_turn(chat_model):
     finally:
         head.weight.data.copy_(saved)
     assert r.finish_reason == "stop" and r.completion_tokens < 6
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_incremental_decoder_gives_the_full_decode_at_every_step(chat_model, family):
+    # stream() decodes a short window per token; the text must be what one full decode of
+    # all ids gives (less a trailing half character), for each family's real tokenizer, on
+    # scripts whose characters span several bytes and tokens.
+    from sealion_vl.runtime.generation import IncrementalDecoder
+
+    tok = chat_model(family).tokenizer
+    text = "Ini bendera Malaysia. ธงชาติไทย မြန်မာ கொடி 🇻🇳 emoji 🦁, spaces  and\nlines."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    calls: list[int] = []
+
+    def decode(part: list[int]) -> str:
+        calls.append(len(part))
+        return tok.decode(part, skip_special_tokens=True)
+
+    dec = IncrementalDecoder(decode)
+    for k, i in enumerate(ids, start=1):
+        got = dec.add(i)
+        want = tok.decode(ids[:k], skip_special_tokens=True)
+        assert want.startswith(got) and "\ufffd" not in got
+        assert got == want or want.endswith("\ufffd")  # only half a character is held back
+    assert dec.full() == dec.text == tok.decode(ids, skip_special_tokens=True)
+    assert max(calls) < len(ids)  # windows, not the whole reply each time

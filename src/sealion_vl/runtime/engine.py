@@ -24,6 +24,7 @@ from sealion_vl.runtime.generation import (
     Cancelled,
     ChatResult,
     GenerationSettings,
+    IncrementalDecoder,
     TokenClock,
     TokenQueue,
     cut_at_stop,
@@ -107,8 +108,8 @@ class ChatModel:
         """Yield the reply to one conversation as text deltas.
 
         The concatenated deltas equal ``chat(messages, **gen).text``: each step decodes
-        all tokens so far and yields only what is new, holding back a possible partial
-        stop string or half a multi-byte character.
+        the new token in a short window (:class:`IncrementalDecoder`) and yields only what is
+        new, holding back a possible partial stop string or half a multi-byte character.
         """
         reasoning = gen.pop("reasoning", None)
         settings = GenerationSettings(**gen)
@@ -136,14 +137,13 @@ class ChatModel:
         with self._lock:
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            ids: list[int] = []
+            decoder = IncrementalDecoder(self._decode)
             sent = ""
             try:
                 while (tok := tq.q.get()) is not None:
                     if tok in self._stop_ids:
                         break
-                    ids.append(tok)
-                    text, stopped = cut_at_stop(self._decode(ids), settings.stop)
+                    text, stopped = cut_at_stop(decoder.add(tok), settings.stop)
                     if stopped:
                         if text.startswith(sent):
                             yield text[len(sent) :]
@@ -154,7 +154,7 @@ class ChatModel:
                         sent = ready
                 if error:
                     raise error[0]
-                final, _ = cut_at_stop(self._decode(ids), settings.stop)
+                final, _ = cut_at_stop(decoder.full(), settings.stop)
                 if final.startswith(sent) and len(final) > len(sent):
                     yield final[len(sent) :]
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -116,6 +117,40 @@ class TokenQueue(TokenClock):
 
     def end(self) -> None:
         self.q.put(None)
+
+
+class IncrementalDecoder:
+    """The text of a growing list of token ids, decoding a short window per new token.
+
+    Re-decoding every id at every step costs O(n) per token, O(n^2) per reply: measured
+    0.13 s over a 1000-token stream and growing fourfold per doubling (long reasoning). Here
+    each step decodes only the ids since the last emitted piece, twice: with and without the
+    new id, and appends the difference. Both decodes start at the same id, so decoders that
+    treat a first token specially (a stripped leading space) cancel out; a piece ending in
+    U+FFFD (half a multi-byte character) waits for the next id.
+    """
+
+    def __init__(self, decode: Callable[[list[int]], str]) -> None:
+        self.decode = decode
+        self.ids: list[int] = []
+        self.text = ""
+        self._start = 0  # first id of the window
+        self._done = 0  # ids up to here are already in ``text``
+
+    def add(self, token: int) -> str:
+        """Append ``token``; returns all complete text so far."""
+        self.ids.append(token)
+        before = self.decode(self.ids[self._start : self._done])
+        after = self.decode(self.ids[self._start :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.text += after[len(before) :]
+            self._start, self._done = self._done, len(self.ids)
+        return self.text
+
+    def full(self) -> str:
+        """All text, including a trailing incomplete piece (as one full decode would give)."""
+        before = self.decode(self.ids[self._start : self._done])
+        return self.text + self.decode(self.ids[self._start :])[len(before) :]
 
 
 def cut_at_stop(text: str, stops: list[str] | None) -> tuple[str, bool]:
