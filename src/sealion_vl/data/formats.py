@@ -35,7 +35,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from sealion_vl.data.readers import _open_source, read_dataset, read_jsonl, read_tar
-from sealion_vl.data.records import _URL, IMAGE_MARKER, _Skip, caption_to_messages
+from sealion_vl.data.records import _URL, IMAGE_MARKER, _is_url, _Skip, caption_to_messages
 from sealion_vl.errors import MediaError, MessageFormatError
 from sealion_vl.media import MediaLimits, load_image
 from sealion_vl.messages import Message, parse_conversation
@@ -159,7 +159,7 @@ def _check_av(kind: str, src: Any) -> None:
     Videos and audio are decoded by the model's processor when the batch is built; a missing
     file found there would end the run. URLs and in-memory sources are left to the processor.
     """
-    if not isinstance(src, str) or _URL.match(src) or src[:5].lower() == "data:":
+    if not isinstance(src, str) or _is_url(src):
         return
     if not Path(src).is_file():
         raise _Skip("missing_media", f"no such {kind} file: {src}")

@@ -158,11 +158,7 @@ def evaluate(
     tasks = {}
     for bucket, langs in scores.items():
         tasks[bucket] = {
-            lang: {
-                **c,
-                "accuracy": round(100.0 * c["correct"] / c["n"], 1),
-                "chance": chance.get(bucket, 0.0),
-            }
+            lang: {**_with_accuracy(c), "chance": chance.get(bucket, 0.0)}
             for lang, c in sorted(langs.items())
         }
     chrf = CHRF(word_order=2)
@@ -171,13 +167,15 @@ def evaluate(
         for lang, (h, r) in sorted(caps.items())
     }
     breakdown = {
-        bucket: {
-            k: {**c, "accuracy": round(100.0 * c["correct"] / c["n"], 1)}
-            for k, c in sorted(kinds.items())
-        }
+        bucket: {k: _with_accuracy(c) for k, c in sorted(kinds.items())}
         for bucket, kinds in sorted(by_kind.items())
     }
     return {"n": len(items), "tasks": tasks, "captions": captions, "by_kind": breakdown}
+
+
+def _with_accuracy(cell: dict) -> dict:
+    """``{"n", "correct"}`` plus ``accuracy`` in % (one decimal)."""
+    return {**cell, "accuracy": round(100.0 * cell["correct"] / cell["n"], 1)}
 
 
 def far_above_chance(accuracy: float, chance: float) -> bool:
