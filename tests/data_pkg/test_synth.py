@@ -18,6 +18,7 @@ from sealion_vl.data.synth import (
     CAPITALS,
     COUNTRIES,
     FRUITS,
+    HYPOTHESES,
     KINDS,
     LANGUAGES,
     LETTERS,
@@ -212,6 +213,26 @@ def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
     assert "marvl_multi" not in {r["meta"]["task"] for r in _rows(out / "sea-heldout/sft.jsonl")}
     with pytest.raises(ValueError, match="training-only"):
         generate(out / "y", part="sea", split="heldout", n=5, kinds=("marvl_multi",))
+
+
+@pytest.mark.parametrize("part", ["sea", "general"])
+def test_marvl_multi_asks_each_hypothesis_true_as_often_as_false(part):
+    # v5's pairs, drawn for one hypothesis and judged on the rest, were 58% "false" overall
+    # and 83% "true" for more_shapes: a model learns those priors instead of comparing.
+    from sealion_vl.data.synth.items import marvl_multi_item
+
+    labels: dict[str, Counter] = {}
+    for i in range(3000):
+        item = marvl_multi_item(random.Random(i), "en", part)
+        (_, left), (_, right) = item.images
+        for h in item.meta["hypotheses"]:
+            assert _truth(h["concept"], left, right, h) == h["label"]
+            labels.setdefault(h["concept"], Counter())[h["label"]] += 1
+    expected = {"more_shapes", "same_colour"} if part == "general" else set(HYPOTHESES)
+    assert set(labels) == expected
+    for concept, count in labels.items():
+        n = count[True] + count[False]
+        assert n >= 300 and abs(count[True] / n - 0.5) < 0.06, (concept, count)
 
 
 def test_answers_come_from_the_right_language_table(out):

@@ -40,8 +40,8 @@ WEIGHTS = {
             "marvl_multi": 0.18, "toolcall": 0.08},
 }  # fmt: skip
 EXAMPLE = {"country": "malaysia", "seed": 2025}
-_VERSION = 3  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
-# MARVL in the general part, equal-sized fruits
+_VERSION = 4  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
+# MARVL in the general part, equal-sized fruits; 4: marvl_multi's later turns label-balanced
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:
