@@ -6,6 +6,7 @@ Launch (from the repo root)::
     python bench/train_throughput.py --family gemma3 --steps 20 --batch-size 8 --samples 300
     python bench/train_throughput.py --size fixture  # the unit-test model as it is
     python bench/train_throughput.py --max-seq-len 1024 --threads 2  # an idle machine
+    python bench/train_throughput.py --precision bf16   # both sides under bf16 autocast
 
 Headline metric: NON-PADDING tokens processed per second of training-loop wall time. A
 "token" is every real input position the model runs on (system/user/assistant text, chat
@@ -37,7 +38,8 @@ What it does, in one process:
    ``remove_unused_columns=False``, ``dataset_kwargs={"skip_prepare_dataset": True}``. It
    first probes ``packing=True``, ``padding_free=True`` and ``assistant_only_loss=True`` (by
    constructing the trainer) and prints what TRL refuses for a VLM; the timed run uses
-   assistant-only loss if accepted. fp32, ``activation_checkpointing=False`` (TRL's default
+   assistant-only loss if accepted. ``--precision`` (fp32, or bf16 autocast: TRL's
+   ``bf16=True``), ``activation_checkpointing=False`` (TRL's default
    is on; ours never checkpoints), no eval, no saving, ``report_to=[]``, ``use_cpu=True``,
    ``dataloader_num_workers=0``. Tokens are counted in ``training_step`` (a subclass) from
    the batch the model receives: ``attention_mask`` ones are real, zeros are padding.
@@ -346,7 +348,7 @@ def run_trl(ckpt: Path, family: str, records: list[dict], args, probe: bool) -> 
             max_grad_norm=1.0,
             optim="adamw_torch",
             max_steps=args.steps,
-            bf16=False,
+            bf16=args.precision == "bf16",  # torch.autocast on the CPU, as ours
             fp16=False,
             activation_checkpointing=False,  # alias gradient_checkpointing; TRL defaults it on
             max_length=None,
@@ -436,7 +438,7 @@ def run_ours(ckpt: Path, jsonl: Path, lengths: dict[str, int], args) -> Side:
                 "max_grad_norm": 1.0,
                 "weight_decay": 0.0,
             },
-            "precision": "fp32",
+            "precision": args.precision,
             "seed": 0,
             "log_every": 1,
             "dummy_image_for_text_batches": False,
@@ -502,6 +504,12 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch threads (1: see the docstring on why)"
     )
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="both sides: bf16 = autocast with fp32 master weights (fast on avx512_bf16 CPUs)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; best is kept")
     ap.add_argument(
         "--max-seq-len", type=int, default=0, help="our row length; 0 = longest conv, up to 64"
@@ -544,7 +552,7 @@ def main() -> None:
         f"batch: {args.batch_size} rows/step on both sides; TRL row = 1 conversation padded to "
         f"the batch's longest; our row = up to max_seq_len={args.max_seq_len} tokens of packed "
         f"conversations (~{args.max_seq_len / (sum(lengths) / len(lengths)):.1f} mean convs); "
-        f"{args.steps} optimizer steps each, lr {args.lr}, fp32"
+        f"{args.steps} optimizer steps each, lr {args.lr}, {args.precision}"
     )
     auto = "the longest conversation rounded up to 64, so" if args.auto_len else "set by hand;"
     print(

@@ -103,7 +103,7 @@ def build_nano(
         "nano-sft": data / "sea/train/sft.jsonl",
     }
     previous = init
-    timings = {}
+    timings, precision = {}, {}
     for i, stage in enumerate(STAGES):
         target = work / stage
         overrides = {
@@ -122,6 +122,7 @@ def build_nano(
         # the stage's own clock (kept with it, so a resumed build still reports every stage)
         last = (target / "metrics.jsonl").read_text().strip().splitlines()[-1]
         timings[stage] = json.loads(last)["elapsed_s"]
+        precision[stage] = recipe.precision
         previous = target
     heldout = data / "sea/heldout"
     log("[nano] evaluating the general model and the final model on held-out items")
@@ -138,6 +139,7 @@ def build_nano(
         "final": final,
         "english_scenes": english,
         "train_seconds": timings,
+        "precision": precision,
         "total_seconds": round(time.perf_counter() - t0, 1),
     }
     _ship(work / "nano-sft", out, result)

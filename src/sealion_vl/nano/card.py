@@ -80,7 +80,14 @@ def write_card(path: Path, result: dict) -> None:
         "true/false) → stage 2 SEA continued pre-training "
         "on captions → stage 3 SEA SFT (short-answer VQA, CVQA-style MCQ with answer tags, "
         "MARVL-style two-image true/false, tool calls). Recipes: "
-        "`src/sealion_vl/train/recipes/nano-{general,cpt,sft}.yaml`.",
+        "`src/sealion_vl/train/recipes/nano-{general,cpt,sft}.yaml`"
+        + (
+            "; precision "
+            + ", ".join(f"{k} {v}" for k, v in result["precision"].items())
+            + " (bf16: autocast, fp32 weights)."
+            if "precision" in result
+            else "."
+        ),
         f"- Reproduce: `sealion-vl nano build OUT` (seed {plan['seed']}). Training time on "
         "the 2-core CPU machine it was built on: "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in result["train_seconds"].items())
