@@ -76,7 +76,7 @@ def write_card(path: Path, result: dict) -> None:
         "tokenizer trained on the synthetic corpus.",
         f"- Size preset: `{plan['size']}`; data: {plan['n_general']} general + {plan['n_sea']} "
         f"SEA training items, {plan['n_heldout']} held-out SEA items (disjoint images).",
-        "- Recipe: stage 1 general SFT (English shape scenes: VQA, captions, MCQ, two-image "
+        "- Recipe: stage 1 general SFT (English shape scenes: VQA, captions, two-image "
         "true/false) → stage 2 SEA continued pre-training "
         "on captions → stage 3 SEA SFT (short-answer VQA, CVQA-style MCQ with answer tags, "
         "MARVL-style two-image true/false, tool calls). Recipes: "

@@ -219,28 +219,6 @@ def marvl_item(rng: random.Random, code: str, part: str, label: bool) -> Item:
     return Item(pair, f"{hypothesis}\n{t['marvl_question']}", answer, meta)
 
 
-def truth(concept: str, left: dict, right: dict, country: str | None = None) -> bool | None:
-    """Whether hypothesis ``concept`` holds for images with facts ``left``, ``right``.
-
-    None when the hypothesis does not apply to the pair (comparing the colours of a flag and a
-    fruit); ``country`` is the one ``right_flag_of`` names.
-    """
-    kinds = (left["kind"], right["kind"])
-    if concept == "left_fruit":
-        return kinds[0] == "fruit"
-    if concept == "right_flag_of":
-        return kinds[1] == "flag" and right["country"] == country
-    needs, key = {
-        "more_shapes": ("scene", "count"), "same_colour": ("scene", "colour"),
-        "same_flag": ("flag", "country"), "same_fruit": ("fruit", "fruit"),
-    }[concept]  # fmt: skip
-    if kinds != (needs, needs):
-        return None
-    if concept == "more_shapes":
-        return left["count"] > right["count"]
-    return left[key] == right[key]
-
-
 def marvl_multi_item(rng: random.Random, code: str, part: str) -> Item:
     """One MARVL pair, then every hypothesis that applies to it, one per turn (training only).
 
@@ -322,4 +300,4 @@ def build(kind: str, rng: random.Random, code: str, part: str, label=None) -> It
     return builder(rng, code, part)
 
 
-__all__ = ["KINDS", "TRAIN_ONLY_KINDS", "Item", "build", "render", "tool_call", "truth"]
+__all__ = ["KINDS", "TRAIN_ONLY_KINDS", "Item", "build", "render", "tool_call"]
