@@ -119,8 +119,8 @@ def test_general_is_english_scenes_only(out):
     assert {r["meta"]["task"] for r in rows} == set(PART_KINDS["general"])
     assert {f["kind"] for r in rows for f in r["meta"]["images"]} == {"scene"}
     assert {c["lang"] for c in _rows(out / "general/captions.jsonl")} == {"en"}
-    # MARVL on scenes: only hypotheses that scenes can decide; no MCQ (it costs stage 1 its
-    # counting, see generate.PART_KINDS)
+    # MARVL on scenes: only hypotheses that scenes can decide; no MCQ (stage 1 never learned
+    # it, see generate.PART_KINDS)
     assert "mcq" not in PART_KINDS["general"]
     scene_concepts = {"more_shapes", "same_colour"}
     for r in rows:

@@ -32,8 +32,10 @@ from sealion_vl.data.synth.world import LANGUAGES, caption
 PARTS = ("general", "sea")
 SPLITS = ("train", "heldout")
 #: Item kinds allowed in each part, and their default shares.
-# No MCQ in the general part: no stage-1 model learned to pick a letter, and with MCQ and
-# MARVL taking 30% of stage 1, counting on English scenes fell from 91% (v4) to 45% (v5).
+# No MCQ in the general part: no stage-1 model learned to pick a letter (English scene MCQ
+# 15% in v5, 21% in a v6 trial: chance 25%), so its share went to the counting questions of
+# `multi`. Stage 1's English counting still varies from build to build: 91% (v4, no MCQ or
+# MARVL), 45% (v5), 32% (v6 trial), 46% (v7, this mix).
 PART_KINDS = {"general": ("caption", "vqa", "multi", "marvl", "marvl_multi"), "sea": KINDS}
 WEIGHTS = {
     "general": {"caption": 0.1, "vqa": 0.25, "multi": 0.5, "marvl": 0.05, "marvl_multi": 0.1},
