@@ -218,7 +218,7 @@ def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
 @pytest.mark.parametrize("part", ["sea", "general"])
 def test_marvl_multi_asks_each_hypothesis_true_as_often_as_false(part):
     # v5's pairs, drawn for one hypothesis and judged on the rest, were 58% "false" overall
-    # and 83% "true" for more_shapes: a model learns those priors instead of comparing.
+    # and 68% "false" for right_flag_of: a model learns those priors instead of comparing.
     from sealion_vl.data.synth.items import marvl_multi_item
 
     labels: dict[str, Counter] = {}

@@ -226,7 +226,7 @@ def marvl_multi_item(rng: random.Random, code: str, part: str) -> Item:
     learn to compare two images; asking all of a pair's hypotheses gives two or three bits
     per pair drawn and encoded. The pair is built from a coin flip per hypothesis, so every
     hypothesis is true exactly as often as false: a pair drawn for one hypothesis and judged
-    on the others gave v5 nano turns that were 58% "false" (and some concepts mostly "true"),
+    on the others gave v5 nano turns that were 58% "false" (68% for right_flag_of),
     and it answered "false" to most SEA-language pairs. ``right_flag_of`` is asked only when
     the right image is a flag (a named other flag: the hard negative).
     """
