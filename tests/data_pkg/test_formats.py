@@ -208,6 +208,9 @@ def test_mixed_good_and_bad_rows_skipped_counted_listed(tmp_path, images):
         {"id": "no-audio", "messages": [
             {"role": "user", "content": [{"type": "audio", "path": "clips/nope.wav"}]},
             {"role": "assistant", "content": "x"}]},
+        {"id": "no-video-file-url", "messages": [
+            {"role": "user", "content": [{"type": "video", "url": "file:///nope/clip.mp4"}]},
+            {"role": "assistant", "content": "x"}]},
         {**good, "id": "good-2"},
         {"id": "video-ok", "messages": [
             {"role": "user", "content": [{"type": "video", "path": "clips/ok.mp4"}]},
@@ -230,15 +233,15 @@ def test_mixed_good_and_bad_rows_skipped_counted_listed(tmp_path, images):
         "image_token_mismatch": ["mismatch", "raw-token"],
         "empty_text": ["blank", "no-answer"],
         "too_long": ["long"],
-        "missing_media": ["no-video", "no-audio"],
+        "missing_media": ["no-video", "no-audio", "no-video-file-url"],
     }
     assert {r: report.ids[r] for r in REASONS} == {r: expected.get(r, []) for r in REASONS}
     assert report.counts == {r: len(expected[r]) for r in REASONS}
-    assert report.total_skipped == 14 and report.yielded == 3
+    assert report.total_skipped == 15 and report.yielded == 3
     d = report.to_dict()
     assert d["reasons"]["too_long"]["examples"][0]["detail"].startswith("50 tokens")
     assert "1 placeholder" not in d["reasons"]["image_token_mismatch"]["examples"][0]["detail"]
-    assert report.summary().startswith("3 samples, 14 skipped")
+    assert report.summary().startswith("3 samples, 15 skipped")
 
 
 def test_limits_apply_and_truncated_gzip_reported(tmp_path, images):

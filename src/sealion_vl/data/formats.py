@@ -35,7 +35,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from sealion_vl.data.readers import _open_source, read_dataset, read_jsonl, read_tar
-from sealion_vl.data.records import _URL, IMAGE_MARKER, _is_url, _Skip, caption_to_messages
+from sealion_vl.data.records import _URL, IMAGE_MARKER, _Skip, caption_to_messages
 from sealion_vl.errors import MediaError, MessageFormatError
 from sealion_vl.media import MediaLimits, load_image
 from sealion_vl.messages import Message, parse_conversation
@@ -153,27 +153,34 @@ class SkipReport:
 _AV = ("video", "audio")
 
 
+def _local(src: str) -> tuple[str, str | None]:
+    """``src``'s URL scheme ("" for a path) and the local file it names (None if remote)."""
+    if src[:5].lower() == "data:":
+        return "data", None
+    scheme = _URL.match(src).group(1).lower() if _URL.match(src) else ""
+    if scheme == "file":
+        return scheme, urllib.parse.unquote(urllib.parse.urlsplit(src).path)
+    return scheme, None if scheme else src
+
+
 def _check_av(kind: str, src: Any) -> None:
     """A local video/audio file must exist now, not fail the processor mid-training.
 
     Videos and audio are decoded by the model's processor when the batch is built; a missing
-    file found there would end the run. URLs and in-memory sources are left to the processor.
+    file found there would end the run. Remote and in-memory sources are left to the processor.
     """
-    if not isinstance(src, str) or _is_url(src):
-        return
-    if not Path(src).is_file():
-        raise _Skip("missing_media", f"no such {kind} file: {src}")
+    local = _local(src)[1] if isinstance(src, str) else None
+    if local is not None and not Path(local).is_file():
+        raise _Skip("missing_media", f"no such {kind} file: {local}")
 
 
 def _load(src: Any, limits: MediaLimits, fetch_urls: bool) -> Image.Image:
     remote = False
-    if isinstance(src, str) and src[:5].lower() != "data:":
-        scheme = (_URL.match(src).group(1).lower()) if _URL.match(src) else ""
+    if isinstance(src, str):
+        scheme, local = _local(src)
         remote = scheme in ("http", "https")
         if remote and not fetch_urls:
             raise _Skip("missing_image", f"URL not fetched in training: {src[:120]}")
-        local = urllib.parse.unquote(urllib.parse.urlsplit(src).path) if scheme == "file" else src
-        local = None if scheme and scheme != "file" else local
         if local is not None and not limits.allow_local_files:
             raise _Skip("missing_image", f"local files are not allowed by the limits: {local}")
         if local is not None and not Path(local).is_file():
