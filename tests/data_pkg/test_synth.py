@@ -44,6 +44,7 @@ def out(tmp_path_factory) -> Path:
     generate(root / "sea-train", part="sea", split="train", n=N_SEA, seed=0)
     generate(root / "sea-heldout", part="sea", split="heldout", n=120, seed=0)
     generate(root / "general", part="general", split="train", n=60, seed=0)
+    generate(root / "warmup", part="warmup", split="train", n=40, seed=0)
     return root
 
 
@@ -103,7 +104,8 @@ def test_train_and_heldout_share_no_image(out):
 def test_sea_has_every_language_and_kind(out):
     rows = _rows(out / "sea-train/sft.jsonl")
     pairs = Counter((r["meta"]["task"], r["meta"]["lang"]) for r in rows)
-    assert {(k, c) for k in KINDS for c in LANGUAGES} <= set(pairs)
+    assert {(k, c) for k in PART_KINDS["sea"] for c in LANGUAGES} <= set(pairs)
+    assert set(PART_KINDS["sea"]) == set(KINDS)
     counts = json.loads((out / "sea-train/synth.json").read_text())["counts"]
     assert counts["items"] == N_SEA == sum(pairs.values())
     assert counts["by_kind"]["vqa"] == {c: pairs["vqa", c] for c in sorted(LANGUAGES)}
@@ -119,16 +121,15 @@ def test_general_is_english_scenes_only(out):
     assert {r["meta"]["task"] for r in rows} == set(PART_KINDS["general"])
     assert {f["kind"] for r in rows for f in r["meta"]["images"]} == {"scene"}
     assert {c["lang"] for c in _rows(out / "general/captions.jsonl")} == {"en"}
-    # MARVL on scenes: only hypotheses that scenes can decide; no MCQ (stage 1 never learned
-    # it, see generate.PART_KINDS)
-    assert "mcq" not in PART_KINDS["general"]
-    scene_concepts = {"more_shapes", "same_colour"}
+    # no two-image items: they cost stage 1 its counting (see generate.PART_KINDS); text-only
+    # option lookup keeps stage 0's match alive
+    assert {len(r["meta"]["images"]) for r in rows} == {0, 1}
+    assert {r["meta"]["task"] for r in rows if not r["meta"]["images"]} == {"lookup"}
     for r in rows:
-        m = r["meta"]
-        if m["task"] == "marvl":
-            assert m["concept"] in scene_concepts
-        if m["task"] == "marvl_multi":
-            assert {h["concept"] for h in m["hypotheses"]} <= scene_concepts
+        if r["meta"]["task"] == "mcq":
+            assert r["meta"]["question"] in ("colour", "count")
+    with pytest.raises(ValueError, match="not in part"):
+        generate(out / "x", part="general", split="train", n=5, kinds=("marvl",))
     with pytest.raises(ValueError, match="not in part"):
         generate(out / "x", part="general", split="train", n=5, kinds=("toolcall",))
     with pytest.raises(ValueError, match="not in part"):
@@ -136,15 +137,34 @@ def test_general_is_english_scenes_only(out):
 
 
 @pytest.mark.parametrize("name", ["sea-train/sft.jsonl", "sea-train/captions.jsonl",
-                                  "general/sft.jsonl"])  # fmt: skip
+                                  "general/sft.jsonl", "warmup/sft.jsonl"])  # fmt: skip
 def test_records_load_through_iter_samples(out, name):
     report = SkipReport()
     samples = list(iter_samples(out / name, report=report))
     assert report.total_skipped == 0, report.summary()
-    assert len(samples) == len(_rows(out / name))
-    for s in samples:
-        assert s.images and all(im.size == (64, 64) and im.mode == "RGB" for im in s.images)
+    rows = _rows(out / name)
+    assert len(samples) == len(rows)
+    for s, row in zip(samples, rows, strict=True):
+        if row.get("meta", {}).get("task") == "lookup":  # text only
+            assert not s.images
+        else:
+            assert s.images and all(im.size == (64, 64) and im.mode == "RGB" for im in s.images)
         assert s.messages[-1].role == "assistant" and s.messages[-1].parts[0].text
+
+
+def test_warmup_is_english_text_only_option_lookup(out):
+    rows = _rows(out / "warmup/sft.jsonl")
+    assert Counter(r["meta"]["label"] for r in rows) == {0: 10, 1: 10, 2: 10, 3: 10}
+    for r in rows:
+        m = r["meta"]
+        assert m["task"] == "lookup" and m["lang"] == "en" and m["images"] == []
+        prompt = r["messages"][0]["content"][-1]["text"]
+        assert prompt.startswith(f"Which option is {m['gold']}?\n")
+        assert f"{m['letter']}. {m['gold']}\n" in prompt and len(set(m["options"])) == 4
+        assert r["messages"][-1]["content"] == f"{m['gold']}\nAnswer: {m['letter']}"
+    assert json.loads((out / "warmup/synth.json").read_text())["counts"]["images"] == 0
+    with pytest.raises(ValueError, match="not in part"):
+        generate(out / "x", part="warmup", split="train", n=5, languages=("id",))
 
 
 def test_mcq_labels_balanced_and_answers_tagged(out):
@@ -155,7 +175,9 @@ def test_mcq_labels_balanced_and_answers_tagged(out):
         m, t = r["meta"], lang(r["meta"]["lang"])
         assert m["tag"] == t["answer_tag"] and len(m["options"]) == 4 == len(set(m["options"]))
         assert m["options"][m["label"]] == m["gold"]
-        assert r["messages"][-1]["content"] == m["answer"] == f"{t['answer_tag']} {m['letter']}"
+        # the option's text first, then the tag and letter (see items.mcq_item)
+        reply = f"{m['gold']}\n{t['answer_tag']} {m['letter']}"
+        assert r["messages"][-1]["content"] == m["answer"] == reply
         assert m["letter"] == LETTERS[m["label"]]
         prompt = r["messages"][0]["content"][-1]["text"]
         assert all(f"{LETTERS[i]}. {o}" in prompt for i, o in enumerate(m["options"]))
@@ -215,21 +237,19 @@ def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
         generate(out / "y", part="sea", split="heldout", n=5, kinds=("marvl_multi",))
 
 
-@pytest.mark.parametrize("part", ["sea", "general"])
-def test_marvl_multi_asks_each_hypothesis_true_as_often_as_false(part):
+def test_marvl_multi_asks_each_hypothesis_true_as_often_as_false():
     # v5's pairs, drawn for one hypothesis and judged on the rest, were 58% "false" overall
     # and 68% "false" for right_flag_of: a model learns those priors instead of comparing.
     from sealion_vl.data.synth.items import marvl_multi_item
 
     labels: dict[str, Counter] = {}
     for i in range(3000):
-        item = marvl_multi_item(random.Random(i), "en", part)
+        item = marvl_multi_item(random.Random(i), "en", "sea")
         (_, left), (_, right) = item.images
         for h in item.meta["hypotheses"]:
             assert _truth(h["concept"], left, right, h) == h["label"]
             labels.setdefault(h["concept"], Counter())[h["label"]] += 1
-    expected = {"more_shapes", "same_colour"} if part == "general" else set(HYPOTHESES)
-    assert set(labels) == expected
+    assert set(labels) == set(HYPOTHESES)
     for concept, count in labels.items():
         n = count[True] + count[False]
         assert n >= 300 and abs(count[True] / n - 0.5) < 0.06, (concept, count)

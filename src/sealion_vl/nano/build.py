@@ -1,9 +1,10 @@
 """``sealion-vl nano build``: nano from nothing, with the toolkit's own recipes.
 
 synthetic SEA world -> byte-level BPE tokenizer (Gemma 3 tokens) -> random Gemma 3 VLM ->
-stage 1 general SFT (English shape scenes) -> stage 2 SEA captions cpt -> stage 3 SEA SFT ->
-held-out evaluation (general model and final model) -> model card. Every stage is a
-shipped recipe (``train/recipes/nano-*.yaml``) run through ``sealion_vl.train.run``.
+stage 0 warm-up (text-only option lookup) -> stage 1 general SFT (English shape scenes) ->
+stage 2 SEA captions cpt -> stage 3 SEA SFT -> held-out evaluation (warm-up, general and
+final model) -> model card. Every stage is a shipped recipe (``train/recipes/nano-*.yaml``)
+run through ``sealion_vl.train.run``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from sealion_vl.nano.model import SIZES, init_checkpoint
 from sealion_vl.nano.tokenizer import train_tokenizer
 
-STAGES = ("nano-general", "nano-cpt", "nano-sft")
+STAGES = ("nano-warmup", "nano-general", "nano-cpt", "nano-sft")
 CARD_FILES = ("README.md", "eval.json")
 
 
@@ -27,16 +28,25 @@ class BuildPlan:
     """How much of everything; ``smoke`` is the seconds-long version CI runs."""
 
     size: str = "nano"
+    n_warmup: int = 30000  # text only, ~56 per step: 400 steps read ~22k, none twice
     n_general: int = 20000  # stage 1 sees each image about twice: no memorising
     n_sea: int = 30000
     n_heldout: int = 1200  # ~170 MCQ and ~170 MARVL items: +-7 points at 95%
     n_general_heldout: int = 240  # English shape scenes: what stage 1 alone learned
-    steps: tuple[int, int, int] | None = None  # None: the recipes' max_steps
+    n_warmup_heldout: int = 200  # option lookup: what stage 0 alone learned
+    steps: tuple[int, int, int, int] | None = None  # None: the recipes' max_steps
     seed: int = 0
 
 
 SMOKE = BuildPlan(
-    size="smoke", n_general=40, n_sea=80, n_heldout=24, n_general_heldout=12, steps=(3, 2, 3)
+    size="smoke",
+    n_warmup=40,
+    n_general=40,
+    n_sea=80,
+    n_heldout=24,
+    n_general_heldout=12,
+    n_warmup_heldout=8,
+    steps=(2, 3, 2, 3),
 )
 
 
@@ -81,6 +91,8 @@ def build_nano(
     work = out / "work"
     data = work / "data"
     folders = {
+        "warmup/train": ("warmup", "train", plan.n_warmup),
+        "warmup/heldout": ("warmup", "heldout", plan.n_warmup_heldout),
         "general/train": ("general", "train", plan.n_general),
         "sea/train": ("sea", "train", plan.n_sea),
         "sea/heldout": ("sea", "heldout", plan.n_heldout),
@@ -94,10 +106,11 @@ def build_nano(
     init = work / "nano-init"
     if not (init / "config.json").exists():
         log("[nano] training the tokenizer and initialising the model")
-        corpus = list(_corpus([data / "general/train", data / "sea/train"]))
+        corpus = list(_corpus([data / f"{p}/train" for p in ("warmup", "general", "sea")]))
         tok = train_tokenizer("gemma3", corpus, vocab_size=size.vocab)
         init_checkpoint(init, tok, size, seed=plan.seed)
     train_data = {
+        "nano-warmup": data / "warmup/train/sft.jsonl",
         "nano-general": data / "general/train/sft.jsonl",
         "nano-cpt": data / "sea/train/captions.jsonl",
         "nano-sft": data / "sea/train/sft.jsonl",
@@ -110,12 +123,13 @@ def build_nano(
             "model": str(previous),
             "output_dir": str(target),
             "data.train": str(train_data[stage]),
-            "seed": plan.seed + i,
         }
         if plan.steps:
             overrides["max_steps"] = plan.steps[i]
             overrides["optim.warmup_steps"] = 0
         recipe = load_recipe(_recipe_path(stage), overrides)
+        # each recipe keeps its own seed; the plan's seed shifts them all
+        recipe = recipe.model_copy(update={"seed": recipe.seed + plan.seed})
         if not (target / "DONE").exists():
             log(f"[nano] {stage}: {recipe.max_steps} steps")
             run(recipe, resume=True, progress=progress)
@@ -125,7 +139,8 @@ def build_nano(
         precision[stage] = recipe.precision
         previous = target
     heldout = data / "sea/heldout"
-    log("[nano] evaluating the general model and the final model on held-out items")
+    log("[nano] evaluating the warm-up, general and final models on held-out items")
+    warmup = evaluate(load(work / "nano-warmup"), data / "warmup/heldout")
     general_model, final_model = load(work / "nano-general"), load(work / "nano-sft")
     general = evaluate(general_model, heldout)
     final = evaluate(final_model, heldout)
@@ -135,6 +150,7 @@ def build_nano(
     }
     result = {
         "plan": asdict(plan),
+        "warmup": warmup,
         "general": general,
         "final": final,
         "english_scenes": english,

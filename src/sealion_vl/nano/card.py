@@ -76,11 +76,12 @@ def write_card(path: Path, result: dict) -> None:
         "tokenizer trained on the synthetic corpus.",
         f"- Size preset: `{plan['size']}`; data: {plan['n_general']} general + {plan['n_sea']} "
         f"SEA training items, {plan['n_heldout']} held-out SEA items (disjoint images).",
-        "- Recipe: stage 1 general SFT (English shape scenes: VQA, captions, two-image "
-        "true/false) → stage 2 SEA continued pre-training "
+        "- Recipe: stage 0 warm-up (text only: find a named option, answer its letter) → "
+        "stage 1 general SFT (English shape scenes: VQA, captions, MCQ with "
+        "answer tags) → stage 2 SEA continued pre-training "
         "on captions → stage 3 SEA SFT (short-answer VQA, CVQA-style MCQ with answer tags, "
         "MARVL-style two-image true/false, tool calls). Recipes: "
-        "`src/sealion_vl/train/recipes/nano-{general,cpt,sft}.yaml`"
+        "`src/sealion_vl/train/recipes/nano-{warmup,general,cpt,sft}.yaml`"
         + (
             "; precision "
             + ", ".join(f"{k} {v}" for k, v in result["precision"].items())
@@ -105,7 +106,8 @@ def write_card(path: Path, result: dict) -> None:
         "",
         "Chance (in brackets) is a uniform guess over the world's answers: 7 colours, 3 "
         "shapes, counts 1-4 (fruits 1-3), 11 flags and capitals, 7 fruits, 4 MCQ options, "
-        "true/false. MCQ answers are read after the language's answer tag as SEA-HELM does; "
+        "true/false. nano answers an MCQ with the option's text, then the tag and the "
+        "letter; the letter is read after the language's answer tag as SEA-HELM does, and "
         "a reply without a readable answer counts as wrong. Per-language cells are small "
         "(n in brackets): read the per-task totals below for the overall picture.",
         "",
@@ -140,6 +142,16 @@ def write_card(path: Path, result: dict) -> None:
     for lang, c in final["captions"].items():
         g = general["captions"].get(lang, {}).get("chrf++", 0.0)
         lines.append(f"| {lang} | {g:.1f} | {c['chrf++']:.1f} |")
+    if "warmup" in result:
+        w = summary(result["warmup"]).get("lookup")
+        if w:
+            lines += [
+                "",
+                "## Stage 0 warm-up (text-only option lookup, held-out)",
+                "",
+                f'"Which option is X?" with four options: {w["accuracy"]:.1f}% of {w["n"]} '
+                f"(chance {w['chance']:.0f}%), before the model has seen an image.",
+            ]
     english = result.get("english_scenes")
     if english:
         eg, ef = summary(english["general"]), summary(english["final"])

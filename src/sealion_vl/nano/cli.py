@@ -24,7 +24,7 @@ def build(
     seed: Annotated[int, typer.Option(help="Seed for data, initialisation and training.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Generate the synthetic SEA world, train nano in three stages, evaluate, write the card.
+    """Generate the synthetic SEA world, train nano in four stages, evaluate, write the card.
 
     The full build takes about 30 minutes (29 of them training) on a 2-core CPU; re-running
     resumes where it stopped (finished stages are kept in OUT/work).

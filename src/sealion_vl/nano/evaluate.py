@@ -44,7 +44,7 @@ def tool_call(text: str) -> tuple[str, dict] | None:
 def score_item(meta: dict, reply: str) -> bool:
     """Whether ``reply`` answers the held-out item described by ``meta`` correctly."""
     task = meta["task"]
-    if task == "mcq":
+    if task in ("mcq", "lookup"):
         return mcq_letter(reply, meta["tag"]) == meta["letter"]
     if task == "marvl":
         said = norm(reply)
@@ -77,6 +77,7 @@ def chance_levels() -> dict[str, float]:
         "fruit": len(FRUITS),
         "toolcall": len(COUNTRIES),
         "mcq": 4,
+        "lookup": 4,
         "marvl": 2,
     }
     return {k: round(100.0 / n, 1) for k, n in sizes.items()}

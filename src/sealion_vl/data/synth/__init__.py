@@ -12,6 +12,8 @@ For each image: one caption per language, and conversation items of these kinds:
 tag), ``marvl`` (two images + a hypothesis, native true/false word), ``toolcall`` (Gemma 3
 ``tool_code`` weather call for the capital of the flag's country), and the training-only
 ``multi`` (every question of one image) and ``marvl_multi`` (every hypothesis of one pair).
+Plus one text-only kind, ``lookup`` ("Which option is Blue?" + options A-D): the warm-up
+part, which teaches the option match an MCQ letter needs before any image is seen.
 Languages: en, id, ms, tl, vi, th, my, ta; the words and templates live in ``lang/*.yaml``.
 
 Example::

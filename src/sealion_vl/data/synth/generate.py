@@ -29,23 +29,34 @@ from sealion_vl.data.synth.flags import render_flag
 from sealion_vl.data.synth.items import KINDS, LETTERS, TRAIN_ONLY_KINDS, build
 from sealion_vl.data.synth.world import LANGUAGES, caption
 
-PARTS = ("general", "sea")
+PARTS = ("warmup", "general", "sea")
 SPLITS = ("train", "heldout")
 #: Item kinds allowed in each part, and their default shares.
-# No MCQ in the general part: no stage-1 model learned to pick a letter (English scene MCQ
-# 15% in v5, 21% in a v6 trial: chance 25%), so its share went to the counting questions of
-# `multi`. Stage 1's English counting still varies from build to build: 91% (v4, no MCQ or
-# MARVL), 45% (v5), 32% (v6 trial), 46% (v7, this mix).
-PART_KINDS = {"general": ("caption", "vqa", "multi", "marvl", "marvl_multi"), "sea": KINDS}
+# The warm-up part is text only (English option lookup): the content match an MCQ letter
+# needs, learned before any image (see items.lookup_item). A share of lookup items stays in
+# the later parts: without it stage 1 erased the match (warm-up 50% -> 25% on held-out
+# lookup after 1000 steps) and image MCQ stayed at chance.
+# No MARVL in the general part: with two-image true/false in it, stage 1 counted at 46%
+# (v7: 25 of 54 English scenes); the same 1000 steps without it counted 87% (47 of 54), and
+# 98% (42 of 43) once scene MCQ (gold word first) joined. MARVL is learned in stage 3.
+PART_KINDS = {
+    "warmup": ("lookup",),
+    "general": ("caption", "vqa", "multi", "mcq", "lookup"),
+    "sea": KINDS,
+}
 WEIGHTS = {
-    "general": {"caption": 0.1, "vqa": 0.25, "multi": 0.5, "marvl": 0.05, "marvl_multi": 0.1},
-    "sea": {"caption": 0.1, "vqa": 0.18, "multi": 0.3, "mcq": 0.08, "marvl": 0.08,
-            "marvl_multi": 0.18, "toolcall": 0.08},
+    "warmup": {"lookup": 1.0},
+    "general": {"caption": 0.12, "vqa": 0.25, "multi": 0.43, "mcq": 0.12, "lookup": 0.08},
+    "sea": {"caption": 0.1, "vqa": 0.16, "multi": 0.26, "mcq": 0.1, "marvl": 0.08,
+            "marvl_multi": 0.18, "toolcall": 0.08, "lookup": 0.04},
 }  # fmt: skip
+#: Languages of each part (None: all of the world's languages).
+PART_LANGUAGES = {"warmup": ("en",), "general": ("en",), "sea": None}
 EXAMPLE = {"country": "malaysia", "seed": 2025}
-_VERSION = 4  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
+_VERSION = 5  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
 # MARVL in the general part, equal-sized fruits; 4: marvl_multi pairs built from a coin flip
-# per hypothesis, no MCQ in the general part
+# per hypothesis, no MCQ in the general part; 5: MCQ replies name the option before its
+# letter, MCQ (not MARVL) in the general part, the text-only warm-up part
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:
@@ -80,6 +91,7 @@ def plan(
     langs = {k: iter(_balanced(rng, list(languages), counts[k])) for k in kinds}
     labels = {
         "mcq": iter(_balanced(rng, list(range(len(LETTERS))), counts.get("mcq", 0))),
+        "lookup": iter(_balanced(rng, list(range(len(LETTERS))), counts.get("lookup", 0))),
         "marvl": iter(_balanced(rng, [True, False], counts.get("marvl", 0))),
     }
     return [(k, next(langs[k]), next(labels[k]) if k in labels else None) for k in sequence]
@@ -92,7 +104,7 @@ def _check(part, split, n, kinds, languages) -> tuple[tuple[str, ...], tuple[str
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
-    allowed_langs = ("en",) if part == "general" else LANGUAGES
+    allowed_langs = PART_LANGUAGES[part] or LANGUAGES
     default = PART_KINDS[part]
     if split == "heldout":  # every held-out item has one gold reply
         default = tuple(k for k in default if k not in TRAIN_ONLY_KINDS)
@@ -113,7 +125,7 @@ def _check(part, split, n, kinds, languages) -> tuple[tuple[str, ...], tuple[str
 def generate(
     out_dir: str | os.PathLike,
     *,
-    part: Literal["general", "sea"],
+    part: Literal["warmup", "general", "sea"],
     split: Literal["train", "heldout"],
     n: int,
     seed: int = 0,
@@ -126,9 +138,9 @@ def generate(
     Args:
         out_dir: Output folder; replaced atomically if it holds an earlier output (a
             ``synth.json``); any other non-empty folder is refused.
-        part: ``"general"`` (English, shape scenes; no tool calls, and MCQ / MARVL only ask
-            what scenes decide) or ``"sea"`` (all languages; scenes, flags and fruits; every
-            item kind).
+        part: ``"warmup"`` (English, text only: option lookup), ``"general"`` (English,
+            shape scenes: captions, VQA, MCQ) or ``"sea"`` (all languages; scenes, flags
+            and fruits; every image item kind).
         split: ``"train"`` or ``"heldout"``; the two never share an image.
         n: Number of conversation items in ``sft.jsonl``.
         seed: Base seed; the same arguments give byte-identical files.

@@ -13,7 +13,8 @@ holds one language's words and templates:
 * ``captions``: one template per image kind (``scene``: ``{n} {colour} {shape}``; ``flag``:
   ``{country}``; ``fruit``: ``{n} {fruit}``); exactly one, so every image has one reference;
 * ``questions``: 2 paraphrases per question kind (:data:`QUESTION_KINDS`);
-  ``mcq_instruction``, ``marvl_question`` and the MARVL ``hypotheses`` (:data:`HYPOTHESES`).
+  ``mcq_instruction``, ``lookup_question``, ``marvl_question`` and the MARVL ``hypotheses``
+  (:data:`HYPOTHESES`).
 
 The tables are validated when first loaded, so a missing translation fails loudly.
 """
@@ -35,8 +36,8 @@ HYPOTHESES = (
 )  # fmt: skip
 _LANG_KEYS = (
     "code", "name", "answer_tag", "true_word", "false_word", "numbers", "colours", "shapes",
-    "fruits", "countries", "captions", "questions", "mcq_instruction", "marvl_question",
-    "hypotheses",
+    "fruits", "countries", "captions", "questions", "mcq_instruction", "lookup_question",
+    "marvl_question", "hypotheses",
 )  # fmt: skip
 
 
