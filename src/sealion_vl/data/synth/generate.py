@@ -47,8 +47,8 @@ PART_KINDS = {
 WEIGHTS = {
     "warmup": {"lookup": 1.0},
     "general": {"caption": 0.12, "vqa": 0.25, "multi": 0.43, "mcq": 0.12, "lookup": 0.08},
-    "sea": {"caption": 0.1, "vqa": 0.16, "multi": 0.26, "mcq": 0.1, "marvl": 0.08,
-            "marvl_multi": 0.18, "toolcall": 0.08, "lookup": 0.04},
+    "sea": {"caption": 0.08, "vqa": 0.16, "multi": 0.22, "mcq": 0.12, "marvl": 0.08,
+            "marvl_multi": 0.22, "toolcall": 0.06, "lookup": 0.06},
 }  # fmt: skip
 #: Languages of each part (None: all of the world's languages).
 PART_LANGUAGES = {"warmup": ("en",), "general": ("en",), "sea": None}
