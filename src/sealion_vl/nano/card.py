@@ -74,8 +74,10 @@ def write_card(path: Path, result: dict) -> None:
         "- Architecture: Gemma3ForConditionalGeneration (SigLIP vision tower, 64x64 images, "
         "16 soft tokens per image), Gemma 3 chat format and special tokens, byte-level BPE "
         "tokenizer trained on the synthetic corpus.",
-        f"- Size preset: `{plan['size']}`; data: {plan['n_general']} general + {plan['n_sea']} "
-        f"SEA training items, {plan['n_heldout']} held-out SEA items (disjoint images).",
+        f"- Size preset: `{plan['size']}`; data: "
+        + (f"{plan['n_warmup']} text-only warm-up + " if "n_warmup" in plan else "")
+        + f"{plan['n_general']} general + {plan['n_sea']} SEA training items, "
+        f"{plan['n_heldout']} held-out SEA items (disjoint images).",
         "- Recipe: stage 0 warm-up (text only: find a named option, answer its letter) → "
         "stage 1 general SFT (English shape scenes: VQA, captions, MCQ with "
         "answer tags) → stage 2 SEA continued pre-training "

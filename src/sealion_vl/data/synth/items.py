@@ -126,36 +126,44 @@ def _option_pool(code: str, question: str) -> list[str]:
     return list(words(code, group).values())
 
 
-def mcq_item(rng: random.Random, code: str, part: str, label: int) -> Item:
-    """CVQA shape: a question, options A-D in the language, answer "<gold>\n<tag> <letter>".
+def _tagged_options(
+    code: str, first_line: str, options: list[str], label: int
+) -> tuple[str, str, dict]:
+    """Prompt (first line, options A-D, instruction), reply and meta shared by MCQ and lookup.
 
-    Why the gold answer comes first: picking the letter then needs only a match of the word
-    just written against the option lines (an induction-style copy a tiny model learns). A
-    bare "<tag> <letter>" needs the answer, the match and the copy in one token; nano never
-    learned that (text-only, 300 steps from scratch: chance; with the word first: 51% and
-    rising). SEA-HELM reads the letter after the tag, so the reply scores the same.
+    The reply names the option before its letter: "<option>\n<tag> <letter>". Why: picking
+    the letter then needs only a match of the word just written against the option lines
+    (an induction-style copy a tiny model learns). A bare "<tag> <letter>" needs the answer,
+    the match and the copy in one token; nano never learned that (text-only, 300 steps from
+    scratch: chance; with the word first: 51% and rising). SEA-HELM reads the letter after
+    the tag, so the reply scores the same.
     """
+    t = lang(code)
+    lines = [first_line]
+    lines += [f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=True)]
+    lines.append(t["mcq_instruction"])
+    gold, letter = options[label], LETTERS[label]
+    meta = {"options": options, "label": label, "letter": letter, "tag": t["answer_tag"],
+            "gold": gold}  # fmt: skip
+    return "\n".join(lines), f"{gold}\n{t['answer_tag']} {letter}", meta
+
+
+def mcq_item(rng: random.Random, code: str, part: str, label: int) -> Item:
+    """CVQA shape: a question about the image, options A-D in the language, tagged reply."""
     image = render(rng, _pick_image(rng, part))
     facts = image[1]
     question = rng.choice(_MCQ_QUESTIONS[facts["kind"]])
-    t = lang(code)
     correct = _gold(code, question, facts)
     pool = _option_pool(code, question)
     distractors = rng.sample([w for w in pool if w != correct], 3)
     options = distractors[:label] + [correct] + distractors[label:]
-    lines = [rng.choice(t["questions"][question])]
-    lines += [f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=True)]
-    lines.append(t["mcq_instruction"])
-    meta = {
-        "question": question, "options": options, "label": label, "letter": LETTERS[label],
-        "tag": t["answer_tag"], "gold": correct,
-    }  # fmt: skip
-    answer = f"{correct}\n{t['answer_tag']} {LETTERS[label]}"
-    return Item([image], "\n".join(lines), answer, meta)
+    first = rng.choice(lang(code)["questions"][question])
+    prompt, answer, meta = _tagged_options(code, first, options, label)
+    return Item([image], prompt, answer, {"question": question, **meta})
 
 
 def lookup_item(rng: random.Random, code: str, part: str, label: int) -> Item:
-    """Text only: "Which option is <word>?" + options A-D; answer "<word>\n<tag> <letter>".
+    """Text only: "Which option is <word>?" + options A-D, tagged reply.
 
     Why: the letter of an MCQ reply needs an attention head that finds the word just written
     among the option lines (a content match). nano's MCQ items alone never formed one: the
@@ -165,16 +173,10 @@ def lookup_item(rng: random.Random, code: str, part: str, label: int) -> Item:
     training builds on it.
     """
     question = rng.choice(("colour", "count", "flag", "fruit"))
-    pool = _option_pool(code, question)
-    options = rng.sample(pool, len(LETTERS))
-    word = options[label]
-    t = lang(code)
-    lines = [t["lookup_question"].format(word=word)]
-    lines += [f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=True)]
-    lines.append(t["mcq_instruction"])
-    meta = {"options": options, "label": label, "letter": LETTERS[label], "tag": t["answer_tag"],
-            "gold": word}  # fmt: skip
-    return Item([], "\n".join(lines), f"{word}\n{t['answer_tag']} {LETTERS[label]}", meta)
+    options = rng.sample(_option_pool(code, question), len(LETTERS))
+    first = lang(code)["lookup_question"].format(word=options[label])
+    prompt, answer, meta = _tagged_options(code, first, options, label)
+    return Item([], prompt, answer, meta)
 
 
 _SAME = {  # concept -> (image kind, fact compared, its values)
