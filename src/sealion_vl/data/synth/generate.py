@@ -54,6 +54,9 @@ WEIGHTS = {
 # SEA mix, v8 -> v9 (this one): caption .1 -> .08, vqa .16, multi .26 -> .22, mcq .1 -> .12,
 # marvl .08, marvl_multi .18 -> .22, toolcall .08 -> .06, lookup .04 -> .06. Held-out SEA:
 # MCQ 33 -> 42, MARVL 54 -> 58, shape 67 -> 80, count 93 -> 96, toolcall 98 -> 98.
+# A v10 trial (lookup .10, marvl_multi .24, vqa .14, multi .18) got MARVL 64 but MCQ 27 and
+# shape 63: its stage 1 (same general mix, other tokenizer and init) answered English scene
+# MCQ 30%, v9's 86%. Whether stage 1 picks up image MCQ still varies from build to build.
 #: Languages of each part (None: all of the world's languages).
 PART_LANGUAGES = {"warmup": ("en",), "general": ("en",), "sea": None}
 EXAMPLE = {"country": "malaysia", "seed": 2025}
