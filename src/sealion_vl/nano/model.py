@@ -25,7 +25,7 @@ class NanoSize:
     patch_size: int = 8
     image_tokens: int = 16  # a square; image_size/patch_size must be divisible by its root
     context: int = 1024
-    vocab: int = 2048
+    vocab: int = 3072  # the synthetic corpus saturates at ~2740 (every word one token)
     mlp_ratio: int = 4
     sliding_window: int | None = None  # None: half the context
     projector_std: float = 0.02
