@@ -198,15 +198,34 @@ def _truth(concept: str, left: dict, right: dict, meta: dict) -> bool:
     return right["kind"] == "flag" and right["country"] == meta["country"]
 
 
+def _reply(code: str, concept: str, left: dict, right: dict, label: bool) -> str:
+    """The facts line a MARVL reply must start with (the test's own reading), then the word."""
+
+    def name(f: dict) -> str:
+        key = {"flag": "country", "fruit": "fruit", "scene": "colour"}[f["kind"]]
+        group = {"country": "countries", "fruit": "fruits", "colour": "colours"}[key]
+        return words(code, group)[f[key]]
+
+    if concept == "more_shapes":
+        facts = f"{number(code, left['count'])}, {number(code, right['count'])}"
+    elif concept in ("left_fruit", "right_flag_of"):
+        facts = name(left if concept == "left_fruit" else right)
+    else:
+        facts = f"{name(left)}, {name(right)}"
+    t = lang(code)
+    return f"{facts}\n{t['true_word'] if label else t['false_word']}"
+
+
 def test_marvl_labels_balanced_and_true_to_the_images(out):
     rows = [r for r in _rows(out / "sea-train/sft.jsonl") if r["meta"]["task"] == "marvl"]
     labels = Counter(r["meta"]["label"] for r in rows)
     assert abs(labels[True] - labels[False]) <= 1
     for r in rows:
-        m, t = r["meta"], lang(r["meta"]["lang"])
+        m = r["meta"]
         assert len([p for p in r["messages"][0]["content"] if p["type"] == "image"]) == 2
         assert _truth(m["concept"], *m["images"], m) == m["label"]
-        assert r["messages"][-1]["content"] == (t["true_word"] if m["label"] else t["false_word"])
+        reply = _reply(m["lang"], m["concept"], *m["images"], m["label"])
+        assert r["messages"][-1]["content"] == reply
         assert m["hypothesis"] in r["messages"][0]["content"][-1]["text"]
 
 
@@ -229,7 +248,8 @@ def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
             assert text.startswith(t["hypotheses"][h["concept"]].format(**words_in))
             label = _truth(h["concept"], *m["images"], h)  # the test's own judge of the images
             assert h["label"] == label
-            assert msgs[2 * i + 1]["content"] == (t["true_word"] if label else t["false_word"])
+            reply = _reply(m["lang"], h["concept"], *m["images"], label)
+            assert msgs[2 * i + 1]["content"] == reply
             labels[label] += 1
     assert min(labels.values()) > 0.3 * sum(labels.values())  # both answers common
     assert "marvl_multi" not in {r["meta"]["task"] for r in _rows(out / "sea-heldout/sft.jsonl")}

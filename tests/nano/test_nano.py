@@ -42,6 +42,8 @@ def test_answer_reading_rules():
     }
     assert score_item(meta, "Salah.") and not score_item(meta, "Benar")
     assert not score_item(meta, "Mungkin")
+    # nano writes the facts it compared, then the verdict on the last line
+    assert score_item(meta, "Laos\nSalah") and not score_item(meta, "Salah\nBenar")
     # "far above chance": at least halfway from chance to perfect
     assert far_above_chance(75.0, 50.0) and not far_above_chance(74.9, 50.0)
     assert far_above_chance(55.0, 10.0) and not far_above_chance(30.0, 10.0)

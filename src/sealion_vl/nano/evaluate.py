@@ -2,8 +2,9 @@
 
 Scoring follows SEA-HELM's conventions where they apply: MCQ answers are read after the
 language's answer tag ("Jawapan: B", case-insensitive, spaces or ``*`` allowed), falling
-back to a bare letter; anything else counts as wrong. Chance levels come from the number
-of distinct gold answers of each question type. Captions are scored with chrF++.
+back to a bare letter; MARVL's true/false word is read from the reply's last line (nano
+writes the facts it compared first); anything else counts as wrong. Chance levels come from
+the number of distinct gold answers of each question type. Captions are scored with chrF++.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def score_item(meta: dict, reply: str) -> bool:
     task = meta["task"]
     if task in ("mcq", "lookup"):
         return mcq_letter(reply, meta["tag"]) == meta["letter"]
-    if task == "marvl":
-        said = norm(reply)
+    if task == "marvl":  # the verdict is the last line, after the facts compared
+        said = norm(reply.strip().rsplit("\n", 1)[-1])
         if said == norm(meta["true_word"]):
             return bool(meta["label"])
         if said == norm(meta["false_word"]):

@@ -60,10 +60,11 @@ WEIGHTS = {
 #: Languages of each part (None: all of the world's languages).
 PART_LANGUAGES = {"warmup": ("en",), "general": ("en",), "sea": None}
 EXAMPLE = {"country": "malaysia", "seed": 2025}
-_VERSION = 5  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
+_VERSION = 6  # 2: equal-sized scene objects, multi-question items; 3: marvl_multi, MCQ and
 # MARVL in the general part, equal-sized fruits; 4: marvl_multi pairs built from a coin flip
 # per hypothesis, no MCQ in the general part; 5: MCQ replies name the option before its
-# letter, MCQ (not MARVL) in the general part, the text-only warm-up part
+# letter, MCQ (not MARVL) in the general part, the text-only warm-up part; 6: MARVL replies
+# state the facts compared before the true/false word
 
 
 def _shares(n: int, weights: dict[str, float]) -> dict[str, int]:
