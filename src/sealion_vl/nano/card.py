@@ -73,7 +73,8 @@ def write_card(path: Path, result: dict) -> None:
         "",
         "- Architecture: Gemma3ForConditionalGeneration (SigLIP vision tower, 64x64 images, "
         "16 soft tokens per image), Gemma 3 chat format and special tokens, byte-level BPE "
-        "tokenizer trained on the synthetic corpus.",
+        "tokenizer trained on the synthetic corpus (combining marks split with their "
+        "letters, so Thai, Burmese and Tamil words are whole tokens).",
         f"- Size preset: `{plan['size']}`; data: "
         + (f"{plan['n_warmup']} text-only warm-up + " if "n_warmup" in plan else "")
         + f"{plan['n_general']} general + {plan['n_sea']} SEA training items, "
@@ -109,8 +110,10 @@ def write_card(path: Path, result: dict) -> None:
         "Chance (in brackets) is a uniform guess over the world's answers: 7 colours, 3 "
         "shapes, counts 1-4 (fruits 1-3), 11 flags and capitals, 7 fruits, 4 MCQ options, "
         "true/false. nano answers an MCQ with the option's text, then the tag and the "
-        "letter; the letter is read after the language's answer tag as SEA-HELM does, and "
-        "a reply without a readable answer counts as wrong. Per-language cells are small "
+        "letter; the letter is read after the language's answer tag as SEA-HELM does. It "
+        "answers a MARVL pair with the facts it compared (two counts or names), then the "
+        "true/false word on the last line, which is what is scored. A reply without a "
+        "readable answer counts as wrong. Per-language cells are small "
         "(n in brackets): read the per-task totals below for the overall picture.",
         "",
         "## General model vs SEA-trained model",
