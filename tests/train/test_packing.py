@@ -101,3 +101,44 @@ def test_loss_in_row_blocks_is_bit_identical_to_one_block(chat_model, media_dir,
     for losses, grad in results[1:]:
         assert torch.equal(losses, results[0][0]) and torch.equal(grad, results[0][1])
     m.model.zero_grad()
+
+
+@pytest.mark.parametrize("family", ["gemma3", "qwen3_vl", "gemma4"])
+def test_losses_from_labelled_logits_only_equal_full_logits(
+    chat_model, media_dir, family, monkeypatch
+):
+    # token_losses asks the model for logits at labelled positions only (logits_to_keep);
+    # per-position losses and the LM head's gradient must match the all-positions loss.
+    import sealion_vl.train.packing as packing
+
+    m = chat_model(family)
+    assert packing._keeps_logits(m.model)  # all three families take it: the fast path runs
+    enc = Encoder(m.model, m.processor, m.adapter)
+    feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
+    batch = collate(pack_greedy(feats, max_len=64), pad_id=enc.pad_id, packed=False)
+    keep = batch["labels"] != -100
+    assert 0 < int(keep.sum()) < keep.numel() / 2  # most positions carry no loss
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(packing, "_keeps_logits", lambda model, fast=fast: fast)
+        m.model.zero_grad()
+        losses = token_losses(m.model, batch, m.adapter)
+        losses.sum().backward()
+        results.append((losses.detach(), m.model.get_output_embeddings().weight.grad.clone()))
+    (kept, g_kept), (full, g_full) = results
+    assert kept.shape == batch["labels"].shape and bool((kept[~keep] == 0).all())
+    torch.testing.assert_close(kept, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_kept, g_full, rtol=1e-4, atol=1e-6)
+    m.model.zero_grad()
+
+
+def test_a_batch_without_labels_still_backpropagates(chat_model, media_dir):
+    m = chat_model("gemma3")
+    enc = Encoder(m.model, m.processor, m.adapter)
+    feats = [enc("0", parse_conversation(_convs(media_dir)[0]))]
+    batch = collate([feats], pad_id=enc.pad_id, packed=False)
+    batch["labels"][:] = -100
+    losses = token_losses(m.model, batch, m.adapter)
+    assert losses.shape == batch["labels"].shape and float(losses.detach().sum()) == 0.0
+    losses.sum().backward()  # no "does not require grad" error on an all-prompt micro-batch
+    m.model.zero_grad()

@@ -9,6 +9,8 @@ with no loss, so it cannot leak into real ones.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from sealion_vl.train.features import IGNORE, Features
@@ -82,15 +84,26 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
 
     ``adapter`` supplies packed-attention masks where transformers' own would leak across
     sequences; ``raw_model`` is the unwrapped model (DDP/FSDP wrap ``model``).
+
+    Logits are computed only at positions that carry a label (transformers' boolean
+    ``logits_to_keep``), when the model takes it. Why: image, prompt and padding positions
+    need no logits, and the LM head over the vocabulary is a large share of a step: with
+    Gemma 3's 262k vocabulary a 4 x 448 micro-batch would hold 1.9 GB of float32 logits;
+    for nano it made training about 15% faster (bench/RESULTS.md).
     """
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     if adapter is not None and "position_ids" in inputs:
         masks = adapter.packed_attention(raw_model or model, inputs)
         if masks is not None:
             inputs["attention_mask"] = masks
-    logits = model(**inputs, use_cache=False).logits
     labels = batch["labels"]
-    flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    keep = labels != IGNORE
+    if _keeps_logits(raw_model or model):
+        flat_logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+        flat_labels = labels[keep]
+    else:
+        logits = model(**inputs, use_cache=False).logits
+        flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
     # Row blocks: a float32 copy of all logits is (B*L) x vocab x 4 bytes, 4 GB for 8 x 512
     # tokens of Gemma 3's 262k vocabulary; a block of rows is a fraction of that. Each row's
     # loss is computed alone either way, so the result is the same bit for bit.
@@ -105,5 +118,14 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
             )
             for i in range(0, flat_logits.shape[0], rows)
         ]
+        or [flat_logits[:0].float().sum(-1)]  # no label in the batch: empty, still in the graph
     )
-    return flat.view(labels.shape)
+    if flat.numel() == labels.numel():
+        return flat.view(labels.shape)
+    return flat.new_zeros(labels.shape).masked_scatter(keep, flat)
+
+
+def _keeps_logits(model) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (PEFT wrappers: their base's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
