@@ -198,7 +198,7 @@ def _truth(concept: str, left: dict, right: dict, meta: dict) -> bool:
     return right["kind"] == "flag" and right["country"] == meta["country"]
 
 
-def _reply(code: str, concept: str, left: dict, right: dict, label: bool) -> str:
+def _reply(code: str, concept: str, left: dict, right: dict, label: bool, named=None) -> str:
     """The facts line a MARVL reply must start with (the test's own reading), then the word."""
 
     def name(f: dict) -> str:
@@ -208,8 +208,10 @@ def _reply(code: str, concept: str, left: dict, right: dict, label: bool) -> str
 
     if concept == "more_shapes":
         facts = f"{number(code, left['count'])}, {number(code, right['count'])}"
-    elif concept in ("left_fruit", "right_flag_of"):
-        facts = name(left if concept == "left_fruit" else right)
+    elif concept == "left_fruit":
+        facts = name(left)
+    elif concept == "right_flag_of":  # the named country, then the right image's
+        facts = f"{words(code, 'countries')[named]}, {name(right)}"
     else:
         facts = f"{name(left)}, {name(right)}"
     t = lang(code)
@@ -224,7 +226,7 @@ def test_marvl_labels_balanced_and_true_to_the_images(out):
         m = r["meta"]
         assert len([p for p in r["messages"][0]["content"] if p["type"] == "image"]) == 2
         assert _truth(m["concept"], *m["images"], m) == m["label"]
-        reply = _reply(m["lang"], m["concept"], *m["images"], m["label"])
+        reply = _reply(m["lang"], m["concept"], *m["images"], m["label"], m.get("country"))
         assert r["messages"][-1]["content"] == reply
         assert m["hypothesis"] in r["messages"][0]["content"][-1]["text"]
 
@@ -248,7 +250,7 @@ def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
             assert text.startswith(t["hypotheses"][h["concept"]].format(**words_in))
             label = _truth(h["concept"], *m["images"], h)  # the test's own judge of the images
             assert h["label"] == label
-            reply = _reply(m["lang"], h["concept"], *m["images"], label)
+            reply = _reply(m["lang"], h["concept"], *m["images"], label, h.get("country"))
             assert msgs[2 * i + 1]["content"] == reply
             labels[label] += 1
     assert min(labels.values()) > 0.3 * sum(labels.values())  # both answers common

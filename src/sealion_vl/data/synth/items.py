@@ -244,22 +244,28 @@ def _name(code: str, facts: dict) -> str:
     return words(code, group)[facts[key]]
 
 
-def _verdict(code: str, concept: str, left: dict, right: dict, label: bool) -> str:
+def _verdict(
+    code: str, concept: str, left: dict, right: dict, label: bool, named: str | None = None
+) -> str:
     """A MARVL reply: the facts the hypothesis compares, then the true/false word.
 
-    "3, 2\nBenar" for "the left image has more shapes", "Laos\nSalah" for "the right image
-    shows the flag of Vietnam". Why: nano (v9) judged the hypotheses that compare two
-    images below chance (more_shapes 32%, right_flag_of 39%) while it reads one image's
-    count and flag at 96%. Writing the facts first turns one hard step (look at both images,
-    compare, answer) into steps it can do: read each image, then compare the words just
-    written, the same split that taught it MCQ letters. The scorer reads the last line.
+    "3, 2\nBenar" for "the left image has more shapes"; "Vietnam, Laos\nSalah" for "the
+    right image shows the flag of Vietnam" (``named``: the country the hypothesis names,
+    then the right image's). Why: nano (v9) judged the hypotheses that compare two images
+    below chance (more_shapes 32%, right_flag_of 39%) while it reads one image's count and
+    flag at 96%. Writing the facts first turns one hard step (look at both images, compare,
+    answer) into steps it can do: read each image, then compare two words just written, the
+    same split that taught it MCQ letters (v12, facts first: more_shapes 75%, same_flag
+    87%). With only the right flag written, right_flag_of stayed at 33%: matching a written
+    word against the hypothesis is the lookup nano is weak at, so the named country is
+    copied into the facts too. The scorer reads the last line.
     """
     if concept == "more_shapes":
         facts = f"{number(code, left['count'])}, {number(code, right['count'])}"
     elif concept == "left_fruit":
         facts = _name(code, left)
     elif concept == "right_flag_of":
-        facts = _name(code, right)
+        facts = f"{words(code, 'countries')[named]}, {_name(code, right)}"
     else:  # same_flag, same_colour, same_fruit
         facts = f"{_name(code, left)}, {_name(code, right)}"
     t = lang(code)
@@ -272,7 +278,7 @@ def marvl_item(rng: random.Random, code: str, part: str, label: bool) -> Item:
     concept = rng.choice(HYPOTHESES)
     pair, fmt = _marvl_pair(rng, concept, label)
     hypothesis = _hypothesis(code, concept, fmt)
-    answer = _verdict(code, concept, pair[0][1], pair[1][1], label)
+    answer = _verdict(code, concept, pair[0][1], pair[1][1], label, fmt.get("country"))
     meta = {
         "concept": concept, "hypothesis": hypothesis, "label": label,
         "true_word": t["true_word"], "false_word": t["false_word"], **fmt,
@@ -320,7 +326,7 @@ def marvl_multi_item(rng: random.Random, code: str, part: str) -> Item:
         (
             _hypothesis(code, h["concept"], {"country": h["country"]} if "country" in h else {})
             + f"\n{t['marvl_question']}",
-            _verdict(code, h["concept"], pair[0][1], pair[1][1], h["label"]),
+            _verdict(code, h["concept"], *(f for _, f in pair), h["label"], h.get("country")),
         )
         for h in asked
     ]
