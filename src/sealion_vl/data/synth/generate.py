@@ -48,8 +48,8 @@ PART_KINDS = {
 WEIGHTS = {
     "warmup": {"lookup": 1.0},
     "general": {"caption": 0.12, "vqa": 0.25, "multi": 0.43, "mcq": 0.12, "lookup": 0.08},
-    "sea": {"caption": 0.08, "vqa": 0.16, "multi": 0.22, "mcq": 0.12, "marvl": 0.08,
-            "marvl_multi": 0.22, "toolcall": 0.06, "lookup": 0.06},
+    "sea": {"caption": 0.06, "vqa": 0.13, "multi": 0.22, "mcq": 0.12, "marvl": 0.08,
+            "marvl_multi": 0.22, "toolcall": 0.05, "lookup": 0.12},
 }  # fmt: skip
 # SEA mix, v8 -> v9 (this one): caption .1 -> .08, vqa .16, multi .26 -> .22, mcq .1 -> .12,
 # marvl .08, marvl_multi .18 -> .22, toolcall .08 -> .06, lookup .04 -> .06. Held-out SEA:
