@@ -239,9 +239,7 @@ def _hypothesis(code: str, concept: str, fmt: dict) -> str:
 
 def _name(code: str, facts: dict) -> str:
     """The word for what one image shows: its country, its fruit, or (a scene) its colour."""
-    group, key = {"flag": ("countries", "country"), "fruit": ("fruits", "fruit"),
-                  "scene": ("colours", "colour")}[facts["kind"]]  # fmt: skip
-    return words(code, group)[facts[key]]
+    return _gold(code, {"flag": "flag", "fruit": "fruit", "scene": "colour"}[facts["kind"]], facts)
 
 
 def _verdict(
