@@ -48,8 +48,8 @@ PART_KINDS = {
 WEIGHTS = {
     "warmup": {"lookup": 1.0},
     "general": {"caption": 0.12, "vqa": 0.25, "multi": 0.43, "mcq": 0.12, "lookup": 0.08},
-    "sea": {"caption": 0.06, "vqa": 0.13, "multi": 0.22, "mcq": 0.12, "marvl": 0.08,
-            "marvl_multi": 0.22, "toolcall": 0.05, "lookup": 0.12},
+    "sea": {"caption": 0.05, "vqa": 0.10, "multi": 0.22, "mcq": 0.13, "marvl": 0.06,
+            "marvl_multi": 0.22, "toolcall": 0.04, "lookup": 0.18},
 }  # fmt: skip
 # SEA mix, v13 -> v14 (this one): lookup .06 -> .12; caption .08 -> .06, vqa .16 -> .13,
 # toolcall .06 -> .05 (stage 3 also 1200 -> 1300 steps). Held-out SEA: MCQ 40.5 -> 56.0,
