@@ -89,7 +89,7 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
     ``logits_to_keep``), when the model takes it. Why: image, prompt and padding positions
     need no logits, and the LM head over the vocabulary is a large share of a step: with
     Gemma 3's 262k vocabulary a 4 x 448 micro-batch would hold 1.9 GB of float32 logits;
-    for nano it made training about 15% faster (bench/RESULTS.md).
+    nano's stages ran 1.20-1.27x faster with it (bench/RESULTS.md).
     """
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     if adapter is not None and "position_ids" in inputs:
