@@ -26,7 +26,7 @@ def build(
 ) -> None:
     """Generate the synthetic SEA world, train nano in four stages, evaluate, write the card.
 
-    The full build takes about 30 minutes (29 of them training) on a 2-core CPU; re-running
+    The full build takes about 28 minutes (27 of them training) on a 2-core CPU; re-running
     resumes where it stopped (finished stages are kept in OUT/work).
     """
     from dataclasses import replace
