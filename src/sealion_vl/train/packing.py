@@ -9,6 +9,7 @@ with no loss, so it cannot leak into real ones.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -128,4 +129,10 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
 def _keeps_logits(model) -> bool:
     """Whether ``model``'s forward takes ``logits_to_keep`` (PEFT wrappers: their base's)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return _forward_takes_logits_to_keep(type(base))
+
+
+@functools.cache
+def _forward_takes_logits_to_keep(cls: type) -> bool:
+    """Per model class, once: ``token_losses`` runs every micro-batch."""
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
