@@ -263,7 +263,7 @@ def _verdict(
     elif concept == "left_fruit":
         facts = _name(code, left)
     elif concept == "right_flag_of":
-        facts = f"{words(code, 'countries')[named]}, {_name(code, right)}"
+        facts = f"{_gold(code, 'flag', {'country': named})}, {_name(code, right)}"
     else:  # same_flag, same_colour, same_fruit
         facts = f"{_name(code, left)}, {_name(code, right)}"
     t = lang(code)
@@ -276,7 +276,7 @@ def marvl_item(rng: random.Random, code: str, part: str, label: bool) -> Item:
     concept = rng.choice(HYPOTHESES)
     pair, fmt = _marvl_pair(rng, concept, label)
     hypothesis = _hypothesis(code, concept, fmt)
-    answer = _verdict(code, concept, pair[0][1], pair[1][1], label, fmt.get("country"))
+    answer = _verdict(code, concept, *(f for _, f in pair), label, fmt.get("country"))
     meta = {
         "concept": concept, "hypothesis": hypothesis, "label": label,
         "true_word": t["true_word"], "false_word": t["false_word"], **fmt,
