@@ -111,7 +111,7 @@ def write_card(path: Path, result: dict) -> None:
         "shapes, counts 1-4 (fruits 1-3), 11 flags and capitals, 7 fruits, 4 MCQ options, "
         "true/false. nano answers an MCQ with the option's text, then the tag and the "
         "letter; the letter is read after the language's answer tag as SEA-HELM does. It "
-        "answers a MARVL pair with the facts it compared (two counts or names), then the "
+        "answers a MARVL pair with the facts it compared (counts or names), then the "
         "true/false word on the last line, which is what is scored. A reply without a "
         "readable answer counts as wrong. Per-language cells are small "
         "(n in brackets): read the per-task totals below for the overall picture.",
