@@ -57,6 +57,15 @@ def test_missing_image_file_fails_before_loading_the_model(tmp_path):
     assert res.exit_code == 2 and "--image" in res.output and "nope.png" in res.output
 
 
+def test_bad_sampling_flags_fail_before_loading_the_model(tmp_path):
+    # a model path that does not exist: the flags must be refused first, naming each one
+    args = ["chat", "--model", str(tmp_path / "not-loaded"), "--temperature", "-1"]
+    res = CliRunner().invoke(app, [*args, "--top-p", "2", "hi"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert "--temperature" in res.output and "--top-p" in res.output
+    assert "Traceback" not in res.output and "not-loaded" not in res.output
+
+
 def test_help_explains_every_flag():
     res = CliRunner().invoke(app, ["chat", "--help"], env={"COLUMNS": "200"})
     for flag in (

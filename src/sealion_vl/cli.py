@@ -148,6 +148,7 @@ def chat(
         stop=stop,
     )
     gen = {k: v for k, v in gen.items() if v is not None}
+    _check_generation(gen)
     if reasoning:
         gen["reasoning"] = True
     for kind, paths in (("image", image), ("video", video), ("audio", audio)):
@@ -180,6 +181,22 @@ def chat(
             print(result.text)
         return
     _interactive(m, history, files, gen)
+
+
+def _check_generation(gen: dict) -> None:
+    """Refuse bad sampling flags before the (slow) model load, naming the flag."""
+    from pydantic import ValidationError
+
+    from sealion_vl.runtime.generation import GenerationSettings
+
+    try:
+        GenerationSettings(**gen)
+    except ValidationError as e:
+        bad = "; ".join(
+            f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}"
+            for err in e.errors()
+        )
+        _fail(SealionError(bad))
 
 
 def _interactive(m, history: list[dict], files, gen: dict) -> None:
