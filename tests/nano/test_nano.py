@@ -130,6 +130,28 @@ def test_shipped_nano_is_small_and_loads_like_the_model_cards_say():
     assert out[0]["generated_text"][-1]["content"] == m.chat(msgs, max_new_tokens=8).text
 
 
+def test_card_lists_weak_tasks_with_their_numbers_or_says_none(tmp_path):
+    import copy
+
+    from sealion_vl.nano.card import write_card
+
+    result = json.loads((SHIPPED / "eval.json").read_text())
+    weak = copy.deepcopy(result)
+    for cell in weak["final"]["tasks"]["shape"].values():
+        cell["correct"], cell["accuracy"] = 0, 0.0
+    write_card(tmp_path / "weak.md", weak)
+    text = (tmp_path / "weak.md").read_text()
+    verdict = text.split("**Not yet**: ")[1].split("\n")[0]
+    assert verdict.startswith("shape (0 vs chance 33)") and "learned partly" in verdict
+    strong = copy.deepcopy(result)
+    for task in strong["final"]["tasks"].values():
+        for cell in task.values():
+            cell["correct"], cell["accuracy"] = cell["n"], 100.0
+    write_card(tmp_path / "strong.md", strong)
+    text = (tmp_path / "strong.md").read_text()
+    assert text.split("**Not yet**: ")[1].split("\n")[0] == "none."
+
+
 @needs_shipped
 def test_shipped_nano_reaches_its_card_accuracy(tmp_path):
     from sealion_vl.data.synth import generate

@@ -132,11 +132,12 @@ def write_card(path: Path, result: dict) -> None:
             ", ".join(
                 f"{b} ({fs[b]['accuracy']:.0f} vs chance {fs[b]['chance']:.0f})" for b in weak
             )
-            or "none"
-        )
-        + ". nano is a few million parameters trained for minutes on a CPU; tasks in the "
-        "second list are learned partly or not at all within that budget (measured, not "
-        "hidden).",
+            + ". nano is a few million parameters trained for minutes on a CPU; tasks in "
+            "this list are learned partly or not at all within that budget (measured, not "
+            "hidden)."
+            if weak
+            else "none."
+        ),
         "",
         *_by_kind(final.get("by_kind", {})),
         "## Captions (chrF++ against the reference caption)",
