@@ -101,6 +101,25 @@ def test_train_and_heldout_share_no_image(out):
     }
 
 
+def test_heldout_mix_gives_every_question_type_a_measurable_sample():
+    from sealion_vl.data.synth.generate import HELDOUT_WEIGHTS, PART_KINDS, WEIGHTS, plan
+    from sealion_vl.data.synth.items import TRAIN_ONLY_KINDS
+    from sealion_vl.nano.build import BuildPlan
+
+    for part, weights in HELDOUT_WEIGHTS.items():  # a weight for every scorable kind, no other
+        assert set(weights) == set(PART_KINDS[part]) - set(TRAIN_ONLY_KINDS)
+    n = BuildPlan().n_heldout
+    kinds = tuple(HELDOUT_WEIGHTS["sea"])
+    held = Counter(k for k, _, _ in plan(n, "sea", "heldout", 0, kinds, LANGUAGES))
+    train = Counter(k for k, _, _ in plan(n, "sea", "train", 0, kinds, LANGUAGES))
+    assert held["vqa"] == round(n * HELDOUT_WEIGHTS["sea"]["vqa"])
+    assert train["vqa"] < held["vqa"]  # the training mix is not what the held-out set uses
+    # a scene question type (colour, count or shape) gets a ninth of vqa: 60+ items in nano's
+    # held-out set, so one item moves its accuracy by under 2 points
+    assert held["vqa"] / 9 >= 60
+    assert WEIGHTS["sea"]["vqa"] < HELDOUT_WEIGHTS["sea"]["vqa"]
+
+
 def test_sea_has_every_language_and_kind(out):
     rows = _rows(out / "sea-train/sft.jsonl")
     pairs = Counter((r["meta"]["task"], r["meta"]["lang"]) for r in rows)

@@ -31,7 +31,7 @@ class BuildPlan:
     n_warmup: int = 30000  # text only, ~56 per step: 400 steps read ~22k, none twice
     n_general: int = 20000  # stage 1 sees each image about twice: no memorising
     n_sea: int = 30000
-    n_heldout: int = 1200  # ~170 MCQ and ~170 MARVL items: +-7 points at 95%
+    n_heldout: int = 1600  # held-out mix: ~290 MCQ, ~220 MARVL, ~70 per scene question
     n_general_heldout: int = 240  # English shape scenes: what stage 1 alone learned
     n_warmup_heldout: int = 200  # option lookup: what stage 0 alone learned
     steps: tuple[int, int, int, int] | None = None  # None: the recipes' max_steps
