@@ -153,6 +153,20 @@ def test_card_lists_weak_tasks_with_their_numbers_or_says_none(tmp_path):
 
 
 @needs_shipped
+def test_shipped_card_is_its_eval_json_rendered(tmp_path):
+    # the card's prose and numbers come only from eval.json: no hand edits to drift apart
+    from sealion_vl.nano.card import write_card
+
+    result = json.loads((SHIPPED / "eval.json").read_text())
+    write_card(tmp_path / "README.md", result)
+    assert (tmp_path / "README.md").read_text() == (SHIPPED / "README.md").read_text()
+    for build in result.get("earlier_builds", []):  # every timed build of these weights
+        minutes = sum(build["train_seconds"].values()) / 60
+        assert f"built at {build['commit']}" in (tmp_path / "README.md").read_text()
+        assert f"{minutes:.1f} min of training" in (tmp_path / "README.md").read_text()
+
+
+@needs_shipped
 def test_shipped_nano_reaches_its_card_accuracy(tmp_path):
     from sealion_vl.data.synth import generate
     from sealion_vl.nano.evaluate import evaluate

@@ -45,6 +45,23 @@ def _by_kind(by_kind: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _earlier_builds(builds: list[dict]) -> str:
+    """Other timed builds of byte-identical weights: the machine's speed varies between runs.
+
+    Why: nano's card states the training time of one run, and a shared 2-core VM can run a
+    quarter slower one hour than the next. A rebuild that reproduces the weights byte for
+    byte is the same work, so its clock belongs on the card beside this one.
+    """
+    return "".join(
+        f" The same weights (byte for byte) were also built at {b['commit']} on {b['date']}: "
+        f"{sum(b['train_seconds'].values()) / 60:.1f} min of training, "
+        f"{b['total_seconds'] / 60:.1f} min for the whole build"
+        + (f" ({b['why']})" if b.get("why") else "")
+        + "."
+        for b in builds
+    )
+
+
 def write_card(path: Path, result: dict) -> None:
     """Render ``result`` (from ``build_nano``) as a Markdown model card."""
     final, general = result["final"], result["general"]
@@ -101,7 +118,8 @@ def write_card(path: Path, result: dict) -> None:
             "training, evaluation)."
             if "total_seconds" in result
             else "."
-        ),
+        )
+        + _earlier_builds(result.get("earlier_builds", [])),
         "",
         "## Held-out accuracy (%, greedy), final model",
         "",
