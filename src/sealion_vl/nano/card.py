@@ -45,8 +45,8 @@ def _by_kind(by_kind: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _earlier_builds(builds: list[dict]) -> str:
-    """Other timed builds of byte-identical weights: the machine's speed varies between runs.
+def _other_builds(builds: list[dict]) -> str:
+    """Every other timed build of byte-identical weights: a machine's speed varies by the hour.
 
     Why: nano's card states the training time of one run, and a shared 2-core VM can run a
     quarter slower one hour than the next. A rebuild that reproduces the weights byte for
@@ -119,7 +119,7 @@ def write_card(path: Path, result: dict) -> None:
             if "total_seconds" in result
             else "."
         )
-        + _earlier_builds(result.get("earlier_builds", [])),
+        + _other_builds(result.get("other_builds", [])),
         "",
         "## Held-out accuracy (%, greedy), final model",
         "",
