@@ -26,9 +26,10 @@ def build(
 ) -> None:
     """Generate the synthetic SEA world, train nano in four stages, evaluate, write the card.
 
-    The full build takes about 28 minutes (27 of them training) on a 2-core CPU, a quarter
-    longer when a shared machine is busy; re-running resumes where it stopped (finished
-    stages are kept in OUT/work).
+    About 28 minutes (27 of them training) on a 2-core CPU;
+    a quarter longer when a shared machine is busy.
+
+    Re-running resumes where it stopped (finished stages are kept in OUT/work).
     """
     from dataclasses import replace
 
