@@ -51,14 +51,14 @@ WEIGHTS = {
     "sea": {"caption": 0.05, "vqa": 0.10, "multi": 0.22, "mcq": 0.13, "marvl": 0.06,
             "marvl_multi": 0.22, "toolcall": 0.04, "lookup": 0.18},
 }  # fmt: skip
-# On the 1600-item held-out set (HELDOUT_WEIGHTS) v15 scores shape 74.0 (n=77), count 92.6,
-# MARVL 86.2, MCQ 76.4: every bar passes. A v16 trial (vqa .12, marvl_multi .20, 1500 steps, a
-# Thai MCQ instruction ending on the answer format) scored MCQ 55.9, MARVL 81.2, shape 76.4,
-# Thai MCQ 22 (v15: 21), training 28.6 min; this mix and instruction stayed.
 # SEA mix, v14 -> v15 (this one): lookup .12 -> .18, mcq .12 -> .13; vqa .13 -> .10, marvl
 # .08 -> .06, caption .06 -> .05, toolcall .05 -> .04; stage 3 1300 -> 1450 steps. Held-out
 # SEA: MCQ 56.0 -> 73.8, MARVL 81.3 -> 90.6, lookup 74.7 -> 87.3, but shape 76.5 -> 63.0 (n=27,
 # its bar 66.7) and count 78.8 -> 75.0: fewer vqa items (and a smaller held-out vqa sample).
+# On the 1600-item held-out set (HELDOUT_WEIGHTS) v15 scores shape 74.0 (n=77), count 92.6,
+# MARVL 86.2, MCQ 76.4: every bar passes. A v16 trial (vqa .12, marvl_multi .20, 1500 steps, a
+# Thai MCQ instruction ending on the answer format) scored MCQ 55.9, MARVL 81.2, shape 76.4,
+# Thai MCQ 22 (v15: 21), training 28.6 min; v15's mix and instruction stayed.
 # v13 -> v14: lookup .06 -> .12; caption .08 -> .06, vqa .16 -> .13,
 # toolcall .06 -> .05 (stage 3 also 1200 -> 1300 steps). Held-out SEA: MCQ 40.5 -> 56.0,
 # text lookup 53.5 -> 74.7, MARVL 76.0 -> 81.3, shape 68.9 -> 76.5, count 88.9 -> 78.8. With
