@@ -159,11 +159,12 @@ def test_shipped_card_is_its_eval_json_rendered(tmp_path):
 
     result = json.loads((SHIPPED / "eval.json").read_text())
     write_card(tmp_path / "README.md", result)
-    assert (tmp_path / "README.md").read_text() == (SHIPPED / "README.md").read_text()
+    card = (tmp_path / "README.md").read_text()
+    assert card == (SHIPPED / "README.md").read_text()
     for build in result.get("other_builds", []):  # every timed build of these weights
         minutes = sum(build["train_seconds"].values()) / 60
-        assert f"built at {build['commit']}" in (tmp_path / "README.md").read_text()
-        assert f"{minutes:.1f} min of training" in (tmp_path / "README.md").read_text()
+        assert f"built at {build['commit']}" in card
+        assert f"{minutes:.1f} min of training" in card
 
 
 @needs_shipped
