@@ -39,13 +39,18 @@ def _convs(media_dir):
     ]
 
 
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])  # a recipe's attn_implementation
 @pytest.mark.parametrize("family", ["gemma3", "qwen3_vl", "gemma4", "gemma4-bidirectional"])
-def test_packed_per_sequence_loss_equals_unpacked(chat_model, media_dir, family):
+def test_packed_per_sequence_loss_equals_unpacked(chat_model, media_dir, family, attn):
     m = chat_model(family.split("-")[0])
     text_cfg = m.model.config.get_text_config()
     saved = getattr(text_cfg, "use_bidirectional_attention", None)
+    saved_attn = text_cfg._attn_implementation
     if family.endswith("bidirectional"):  # larger Gemma 4 models attend both ways in images
         text_cfg.use_bidirectional_attention = "vision"
+    # the language model's kernel (Gemma 4's audio tower has no sdpa, so not model-wide)
+    m.model.set_attn_implementation({"text_config": attn})
+    assert text_cfg._attn_implementation == attn
     try:
         enc = Encoder(m.model, m.processor, m.adapter)
         feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
@@ -67,6 +72,7 @@ def test_packed_per_sequence_loss_equals_unpacked(chat_model, media_dir, family)
             offset += f.length
     finally:
         text_cfg.use_bidirectional_attention = saved
+        m.model.set_attn_implementation({"text_config": saved_attn})
 
 
 def test_pack_greedy_respects_max_len_and_order():

@@ -39,6 +39,8 @@ def test_launch_configs_parse_with_accelerate(path):
         ({"max_steps": 5, "epochs": 1}, "exactly one"),
         ({"stage": "pretrain"}, "stage"),
         ({"batch": {"micro_batch_size": 0}}, "micro_batch_size"),
+        ({"attn_implementation": "fast"}, "attn_implementation"),
+        ({"data": {"train": "d", "cache_mb": -1}}, "cache_mb"),
     ],
 )
 def test_bad_recipe_is_refused(tmp_path, patch, words):

@@ -237,3 +237,14 @@ def test_bad_rows_are_skipped_counted_and_listed(tmp_path, checkpoint):
     assert report["reasons"]["too_long"]["ids"] == ["huge"]
     assert report["reasons"]["bad_record"]["count"] == 1
     assert (out / "DONE").exists()
+
+
+def test_recipe_chooses_the_attention_kernel(tmp_path, checkpoint):
+    from sealion_vl.train.sft import _load
+
+    for attn in ("eager", "sdpa"):
+        recipe = _recipe(tmp_path, checkpoint("gemma3"), "d.jsonl", attn_implementation=attn)
+        model, _, _ = _load(recipe)
+        assert model.config.get_text_config()._attn_implementation == attn
+    model, _, _ = _load(_recipe(tmp_path, checkpoint("gemma3"), "d.jsonl"))  # the model's own
+    assert model.config.get_text_config()._attn_implementation == "sdpa"

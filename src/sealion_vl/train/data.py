@@ -16,6 +16,7 @@ from PIL import Image
 
 from sealion_vl.data.formats import SkipReport, iter_samples
 from sealion_vl.messages import Message, Part
+from sealion_vl.train.cache import FeatureCache
 from sealion_vl.train.features import Encoder, Features
 from sealion_vl.train.packing import collate
 from sealion_vl.train.recipe import Recipe
@@ -45,34 +46,67 @@ class BatchStream:
         world: int = 1,
         report: SkipReport | None = None,
         multimodal: bool = True,
+        cache: FeatureCache | None = None,
     ) -> None:
         self.recipe = recipe
         self.encoder = encoder
         self.rank, self.world = rank, world
         self.report = report if report is not None else SkipReport()
         self.multimodal = multimodal
+        # share one cache between streams of a run (step count, training, resume replay);
+        # a cap of 0 still remembers skipped rows, so each bad row is reported once
+        self.cache = cache if cache is not None else FeatureCache(0)
         self._dummy: Features | None = None
 
     def _features(self, epoch: int) -> Iterator[Features]:
-        r = self.recipe
+        """This rank's encoded samples for one epoch, in the seeded shuffle order.
+
+        Once a pass has counted the source (``cache.n_source``), the epoch's order is the
+        same shuffle applied to positions ``0..n-1``; when the cache holds every position
+        this rank needs, the epoch is served from memory without reading the source.
+        """
+        r, cache = self.recipe, self.cache
+        seed = r.seed + epoch
+        if cache.n_source is not None:
+            order = shuffled(iter(range(cache.n_source)), r.data.shuffle_buffer, seed)
+            mine = [i for pos, i in enumerate(order) if pos % self.world == self.rank]
+            if cache.has_all(mine):
+                yield from (cache.get(i) for i in mine if not cache.skipped(i))
+                return
+        # bad rows are reported by the first complete pass only; later passes see the same rows
+        source_report = self.report if cache.n_source is None else SkipReport()
         samples = iter_samples(
             r.data.train,
             image_root=r.data.image_root,
             kind=r.data.kind,
             caption_prompt=r.data.caption_prompt,
-            report=self.report,
+            report=source_report,
         )
-        for i, s in enumerate(shuffled(samples, r.data.shuffle_buffer, r.seed + epoch)):
-            if i % self.world != self.rank:
-                continue
-            f = self.encoder(s.id, s.messages)
-            if f.length > r.batch.max_seq_len:
-                self.report.add(s.id, "too_long", f"{f.length} > max_seq_len {r.batch.max_seq_len}")
-                continue
-            if f.n_loss == 0:
-                self.report.add(s.id, "empty_text", "no assistant tokens to learn from")
-                continue
-            yield f
+        n = 0
+        for pos, (i, s) in enumerate(shuffled(enumerate(samples), r.data.shuffle_buffer, seed)):
+            n = pos + 1
+            if pos % self.world == self.rank and (f := self._encode(i, s)) is not None:
+                yield f
+        cache.n_source = n
+
+    def _encode(self, index: int, sample) -> Features | None:
+        """The sample's features (from the cache when held), or None if it must be skipped."""
+        cache = self.cache
+        if cache.skipped(index):
+            return None
+        if (f := cache.get(index)) is not None:
+            return f
+        f = self.encoder(sample.id, sample.messages)
+        max_len = self.recipe.batch.max_seq_len
+        if f.length > max_len:
+            self.report.add(sample.id, "too_long", f"{f.length} > max_seq_len {max_len}")
+        elif f.n_loss == 0:
+            self.report.add(sample.id, "empty_text", "no assistant tokens to learn from")
+        else:
+            cache.put(index, f)
+            return f
+        cache.skip(index)
+        return None
 
     def _rows(self, feats: Iterator[Features]) -> Iterator[list[list[Features]]]:
         """Micro-batches of ``micro_batch_size`` rows.

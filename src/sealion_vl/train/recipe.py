@@ -26,6 +26,12 @@ class DataConfig(_Strict):
         None, gt=0, description="downscale larger images to this many pixels (memory cap)"
     )
     shuffle_buffer: int = Field(1000, ge=1, description="seeded shuffle window (streaming)")
+    cache_mb: int = Field(
+        1024,
+        ge=0,
+        description="keep encoded samples in memory, up to this many MB per process, so "
+        "later epochs skip image decoding and the processor (0: off; never changes results)",
+    )
 
 
 class FreezeConfig(_Strict):
@@ -95,6 +101,13 @@ class Recipe(_Strict):
     max_steps: int | None = Field(None, ge=1, description="optimizer steps (or use epochs)")
     epochs: int | None = Field(None, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
+    attn_implementation: (
+        Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"] | None
+    ) = Field(
+        None,
+        description="attention kernel while training (default: the model's own, sdpa); on a "
+        "CPU, eager is faster for small heads over packed rows (the mask is dense either way)",
+    )
     seed: int = 0
     save_every: int | None = Field(None, ge=1, description="checkpoint every N steps")
     keep_checkpoints: int = Field(2, ge=1)

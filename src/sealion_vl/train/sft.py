@@ -25,6 +25,7 @@ import torch
 from sealion_vl.data.formats import SkipReport
 from sealion_vl.families import adapter_for_architecture
 from sealion_vl.train import checkpoint
+from sealion_vl.train.cache import FeatureCache
 from sealion_vl.train.data import BatchStream
 from sealion_vl.train.features import Encoder
 from sealion_vl.train.packing import token_losses
@@ -51,7 +52,10 @@ def _load(recipe: Recipe):
     adapter, multimodal = adapter_for_architecture((config.architectures or ["?"])[0])
     if not multimodal:
         raise ValueError(f"{recipe.model}: training supports the multimodal checkpoints only")
-    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
+    kwargs = (
+        {"attn_implementation": recipe.attn_implementation} if recipe.attn_implementation else {}
+    )
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, **kwargs)
     processor = _load_processor(source, entry, None)
     return model, processor, adapter
 
@@ -161,6 +165,7 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
     raw = model
     encoder = Encoder(model, processor, adapter, max_image_pixels=recipe.data.max_image_pixels)
     report = SkipReport()
+    cache = FeatureCache(recipe.data.cache_mb * 2**20)
 
     def stream():
         return BatchStream(
@@ -169,13 +174,13 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
             rank=accelerator.process_index,
             world=accelerator.num_processes,
             report=report,
+            cache=cache,
         )
 
     total = recipe.max_steps
     if total is None:
         n = torch.tensor(_count_steps(recipe, stream), device=accelerator.device)
         total = int(accelerator.reduce(n, reduction="min") if accelerator.num_processes > 1 else n)
-        report = SkipReport()
     groups = _param_groups(model, adapter, recipe)
     # the logged lr is the recipe's (unscaled) one, whatever group comes first
     first_scale = groups[0]["lr"] / recipe.optim.lr
@@ -246,7 +251,7 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
                 accelerator, out, step + 1, {"tokens": tokens_seen}, recipe.keep_checkpoints
             )
     log.close()
-    _save_final(accelerator, model, processor, recipe, report, out)
+    _save_final(accelerator, model, processor, recipe, report, out, cache.stats())
     return TrainResult(out, total, loss_value, tokens_seen, report.to_dict())
 
 
@@ -258,7 +263,9 @@ class _null:
         return False
 
 
-def _save_final(accelerator, model, processor, recipe: Recipe, report, out: Path) -> None:
+def _save_final(
+    accelerator, model, processor, recipe: Recipe, report, out: Path, cache_stats: dict
+) -> None:
     """Write a standard transformers checkpoint folder atomically (tmp dir, then rename)."""
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
@@ -276,7 +283,8 @@ def _save_final(accelerator, model, processor, recipe: Recipe, report, out: Path
         unwrapped.save_pretrained(tmp, state_dict=state)
     processor.save_pretrained(tmp)
     (tmp / "recipe.resolved.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    (tmp / "data_report.json").write_text(json.dumps(report.to_dict(), indent=1))
+    data_report = {**report.to_dict(), "encode_cache": cache_stats}  # main process's cache
+    (tmp / "data_report.json").write_text(json.dumps(data_report, indent=1))
     for f in tmp.iterdir():
         os.replace(f, out / f.name)
     tmp.rmdir()
