@@ -26,8 +26,8 @@ def build(
 ) -> None:
     """Generate the synthetic SEA world, train nano in four stages, evaluate, write the card.
 
-    About 28 minutes (27 of them training) on a 2-core CPU;
-    a quarter longer when a shared machine is busy.
+    About 25 minutes (23 of them training) on a 2-core CPU; a shared
+    machine's load moves that by up to a fifth either way.
 
     Re-running resumes where it stopped (finished stages are kept in OUT/work).
     """

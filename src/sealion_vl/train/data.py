@@ -4,6 +4,8 @@ Deterministic from (recipe, seed, rank, world size), so a resumed run replays th
 to its saved position and sees exactly the batches the uninterrupted run would have.
 Samples are sharded over ranks by index (sample i -> rank i % world), so 2 processes with
 micro-batch b see, step for step, the samples 1 process with micro-batch 2b sees.
+Encoded samples are kept across epochs in a :class:`FeatureCache` (``data.cache_mb``); it
+changes how fast batches come, never which.
 """
 
 from __future__ import annotations

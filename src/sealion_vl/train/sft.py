@@ -130,7 +130,10 @@ def _scheduler(optimizer, recipe: Recipe, total: int):
 
 
 def _count_steps(recipe: Recipe, stream_factory) -> int:
-    """Steps in ``epochs`` passes (one encoding pass; ranks agree on the minimum)."""
+    """Steps in ``epochs`` passes (ranks agree on the minimum).
+
+    It encodes the data once; the run's shared cache keeps what it encoded for training.
+    """
     batches = sum(1 for _ in stream_factory())
     return max(1, batches // recipe.batch.grad_accum)
 
