@@ -16,10 +16,10 @@ What it does, in one process:
    ``bench/.cache/encode_cache/sea/`` once (seed 0, the build's own generator).
 2. Model: the shipped nano checkpoint (the model nano's stage 3 trains has the same shape).
 3. Runs: ``recipes/nano-sft.yaml`` exactly as the build uses it (bf16 autocast, packing,
-   micro-batch 8, max_seq_len 512, lr scales) with ``max_steps = --steps``. At ~52 samples a
-   step, 3000 rows are ~58 steps an epoch, so 150 steps read each row ~2.6 times, as stage 3
-   reads its 30,000 rows ~2.5 times in 1450 steps. Rounds run off, on, on, off, ... (ABBA)
-   so that a shared machine's drift falls on both sides.
+   16 rows of 256 tokens, eager attention, lr scales) with ``max_steps = --steps``. At ~50
+   samples a step, 3000 rows are ~60 steps an epoch, so 150 steps read each row ~2.5 times,
+   as stage 3 reads its 30,000 rows ~2.4 times in 1450 steps. Rounds run off, on, on, off,
+   ... (ABBA) so that a shared machine's drift falls on both sides.
 4. Prints, per run: wall seconds of the training loop (``metrics.jsonl``'s ``elapsed_s`` at
    the last step), steps/s and the cache's hits / misses / megabytes; then the mean time of
    each side and "cache vs no cache: X.XXx", and whether both sides' final weights are
