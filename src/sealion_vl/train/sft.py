@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from sealion_vl.data.formats import SkipReport
+from sealion_vl.errors import SealionError
 from sealion_vl.families import adapter_for_architecture
 from sealion_vl.train import checkpoint
 from sealion_vl.train.cache import FeatureCache
@@ -52,10 +53,15 @@ def _load(recipe: Recipe):
     adapter, multimodal = adapter_for_architecture((config.architectures or ["?"])[0])
     if not multimodal:
         raise ValueError(f"{recipe.model}: training supports the multimodal checkpoints only")
-    kwargs = (
-        {"attn_implementation": recipe.attn_implementation} if recipe.attn_implementation else {}
-    )
-    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, **kwargs)
+    attn = recipe.attn_implementation
+    kwargs = {"attn_implementation": attn} if attn else {}
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, **kwargs)
+    except (ValueError, ImportError) as e:
+        if not attn:
+            raise
+        # e.g. Gemma 4's audio tower has no sdpa; flash-attn not installed
+        raise SealionError(f"attn_implementation {attn!r} cannot load {recipe.model}: {e}") from e
     processor = _load_processor(source, entry, None)
     return model, processor, adapter
 
