@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,10 @@ def _apply_lora(model, adapter, recipe: Recipe):
         for n, p in model.named_parameters()
         if p.requires_grad and not any(n.startswith(x) for x in adapter.module_groups["language"])
     }
-    model = get_peft_model(model, cfg)
+    with warnings.catch_warnings():
+        # peft 0.21 asks transformers 5.23 the deprecated is_gradient_checkpointing; not ours
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
+        model = get_peft_model(model, cfg)
     for n, p in model.named_parameters():  # keep unfrozen projector / vision trainable too
         if n.removeprefix("base_model.model.") in trainable_non_lang:
             p.requires_grad_(True)
