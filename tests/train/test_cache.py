@@ -146,3 +146,26 @@ def test_training_with_and_without_the_cache_gives_identical_weights(tmp_path, c
 def test_a_negative_cap_is_refused():
     with pytest.raises(ValueError, match="max_bytes"):
         FeatureCache(-1)
+
+
+def test_every_epoch_keeps_the_seeded_shuffle_order_of_the_source(tmp_path, chat_model):
+    """Epochs served from memory visit samples in the order a plain reader would."""
+    from sealion_vl.data.formats import iter_samples
+    from sealion_vl.train.data import shuffled
+
+    m = chat_model("gemma3")
+    recipe = _recipe(tmp_path, _rows_with_a_bad_one(tmp_path))
+    for rank, world in ((0, 1), (1, 2)):
+        stream = BatchStream(
+            recipe,
+            Encoder(m.model, m.processor, m.adapter),
+            rank=rank,
+            world=world,
+            cache=FeatureCache(10**9),
+        )
+        for epoch in range(3):
+            rows = iter_samples(recipe.data.train, report=SkipReport())
+            order = shuffled(rows, recipe.data.shuffle_buffer, recipe.seed + epoch)
+            want = [s.id for pos, s in enumerate(order) if pos % world == rank and s.id != "huge"]
+            assert [f.id for f in stream._features(epoch)] == want, (rank, epoch)
+        assert stream.cache.n_source == 15
