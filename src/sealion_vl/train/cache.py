@@ -64,6 +64,10 @@ class FeatureCache:
     def skipped(self, index: int) -> bool:
         return index in self._skipped
 
+    def held(self) -> int:
+        """Positions known without encoding: cached features plus skipped rows."""
+        return len(self._features) + len(self._skipped)
+
     def has_all(self, indices) -> bool:
         """True when every index is held or known skipped (an epoch needs no source read)."""
         return all(i in self._features or i in self._skipped for i in indices)

@@ -69,14 +69,17 @@ class BatchStream:
         """
         r, cache = self.recipe, self.cache
         seed = r.seed + epoch
-        if cache.n_source is not None:
-            order = shuffled(iter(range(cache.n_source)), r.data.shuffle_buffer, seed)
+        n = cache.n_source
+        # the cheap count first: a cache too small for this rank's share (a cap of 0, say)
+        # must not cost a shuffle of every position each epoch
+        if n is not None and cache.held() >= len(range(self.rank, n, self.world)):
+            order = shuffled(iter(range(n)), r.data.shuffle_buffer, seed)
             mine = [i for pos, i in enumerate(order) if pos % self.world == self.rank]
             if cache.has_all(mine):
                 yield from (cache.get(i) for i in mine if not cache.skipped(i))
                 return
         # bad rows are reported by the first complete pass only; later passes see the same rows
-        source_report = self.report if cache.n_source is None else SkipReport()
+        source_report = self.report if n is None else SkipReport()
         samples = iter_samples(
             r.data.train,
             image_root=r.data.image_root,
@@ -84,12 +87,12 @@ class BatchStream:
             caption_prompt=r.data.caption_prompt,
             report=source_report,
         )
-        n = 0
+        read = 0
         for pos, (i, s) in enumerate(shuffled(enumerate(samples), r.data.shuffle_buffer, seed)):
-            n = pos + 1
+            read = pos + 1
             if pos % self.world == self.rank and (f := self._encode(i, s)) is not None:
                 yield f
-        cache.n_source = n
+        cache.n_source = read
 
     def _encode(self, index: int, sample) -> Features | None:
         """The sample's features (from the cache when held), or None if it must be skipped."""
