@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 from PIL import Image, ImageFile
 
-from sealion_vl import media
 from sealion_vl.errors import MediaError, SealionError
 from sealion_vl.media import (
+    AddressPolicy,
     MediaLimits,
     Video,
     audio_from_openai,
@@ -426,22 +426,21 @@ def test_ssrf_guard_refuses_loopback(server: str) -> None:
     assert load_image(f"{server}/image.png", MediaLimits(allow_private_hosts=True))
 
 
-def test_ssrf_guard_rechecks_every_redirect_hop(
-    server: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ssrf_guard_rechecks_every_redirect_hop(server: str) -> None:
     # Pretend 127.0.0.1 is public: the first hop passes the guard (and is fetched through the
     # pinned-address path), the redirect to 127.0.0.2 must still be refused.
-    monkeypatch.setattr(media, "_is_public_ip", lambda address: address == "127.0.0.1")
-    guarded = MediaLimits(allow_private_hosts=False)
+    policy = AddressPolicy(is_public=lambda address: address == "127.0.0.1")
+    guarded = MediaLimits(allow_private_hosts=False, address_policy=policy)
     assert load_image(f"{server}/image.png", guarded).size == (32, 16)
     with pytest.raises(MediaError, match=r"non-public address 127\.0\.0\.2"):
         load_image(f"{server}/redirect-private", guarded)
 
 
-def test_ssrf_guard_checks_every_resolved_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(media, "_resolve", lambda host, port: ["93.184.216.34", "10.1.2.3"])
+def test_ssrf_guard_checks_every_resolved_address() -> None:
+    policy = AddressPolicy(resolve=lambda host, port: ["93.184.216.34", "10.1.2.3"])
+    guarded = MediaLimits(allow_private_hosts=False, address_policy=policy)
     with pytest.raises(MediaError, match=r"non-public address 10\.1\.2\.3"):
-        fetch_bytes("https://mixed.example/a.png", MediaLimits(allow_private_hosts=False))
+        fetch_bytes("https://mixed.example/a.png", guarded)
 
 
 @pytest.mark.parametrize(
@@ -469,7 +468,7 @@ def test_ssrf_guard_checks_every_resolved_address(monkeypatch: pytest.MonkeyPatc
     ],
 )
 def test_is_public_ip(address: str, public: bool) -> None:
-    assert media._is_public_ip(address) is public
+    assert AddressPolicy().is_public(address) is public
 
 
 def test_urls_are_redacted_in_messages(monkeypatch: pytest.MonkeyPatch) -> None:

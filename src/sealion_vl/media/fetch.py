@@ -1,18 +1,16 @@
 """Reading encoded media sources: bytes, local files, data URIs and http(s) with the SSRF guard.
 
-Internal module: :func:`fetch_bytes` is public through :mod:`sealion_vl.media`. The SSRF seams
-``_resolve`` and ``_is_public_ip`` are looked up on :mod:`sealion_vl.media` at call time, so
-patching them there (as the tests do) changes what the guard sees.
+:func:`fetch_bytes` is public through :mod:`sealion_vl.media`. The SSRF guard resolves and
+judges addresses with ``limits.address_policy`` (:class:`~sealion_vl.media.AddressPolicy`),
+so a caller or a test changes what the guard sees by passing its own policy.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import re
-import socket
 import stat
 import time
 import urllib.parse
@@ -22,34 +20,33 @@ from pathlib import Path
 import httpx
 
 from sealion_vl.errors import MediaError
-from sealion_vl.media_common import _URL_SCHEME, MediaLimits, _error, _redact_url, _too_big
+from sealion_vl.media.common import URL_SCHEME, MediaLimits, media_error, redact_url, too_big
 
 _USER_AGENT = "sealion-vl-media/1"
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 # --------------------------------------------------------------------------- reading sources
 
 
-def _read_source(src: object, limits: MediaLimits, kind: str) -> bytes:
+def read_source(src: object, limits: MediaLimits, kind: str) -> bytes:
     """Turn any encoded source into bytes, applying the byte cap and the local-file policy."""
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) > limits.max_bytes:
-            raise _too_big(kind, src, f"{len(src):,} bytes", limits)
+            raise too_big(kind, src, f"{len(src):,} bytes", limits)
         return bytes(src)
     if isinstance(src, os.PathLike):
         return _read_file(Path(os.fspath(src)), src, limits, kind)
     if isinstance(src, str):
         if src[:5].lower() == "data:":
             return _decode_data_uri(src, limits, kind)
-        match = _URL_SCHEME.match(src)
+        match = URL_SCHEME.match(src)
         scheme = match.group(1).lower() if match else ""
         if scheme in ("http", "https"):
             return _fetch(src, limits, kind)
         if scheme == "file":
             return _read_file(_file_url_path(src, kind), src, limits, kind)
         if scheme:
-            raise _error(
+            raise media_error(
                 kind,
                 src,
                 f"the URL scheme {scheme!r} is not supported",
@@ -61,7 +58,7 @@ def _read_source(src: object, limits: MediaLimits, kind: str) -> bytes:
         if kind == "audio" and isinstance(src, dict)
         else ""
     )
-    raise _error(
+    raise media_error(
         kind,
         src,
         f"unsupported source type {type(src).__name__}",
@@ -72,13 +69,15 @@ def _read_source(src: object, limits: MediaLimits, kind: str) -> bytes:
 def _file_url_path(url: str, kind: str) -> Path:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise _error(kind, url, "file:// URLs must name a local file", "Use file:///absolute/path.")
+        raise media_error(
+            kind, url, "file:// URLs must name a local file", "Use file:///absolute/path."
+        )
     return Path(urllib.request.url2pathname(parts.path))
 
 
 def _read_file(path: Path, src: object, limits: MediaLimits, kind: str) -> bytes:
     if not limits.allow_local_files:
-        raise _error(
+        raise media_error(
             kind,
             src,
             "local files are not allowed here",
@@ -94,19 +93,19 @@ def _read_file(path: Path, src: object, limits: MediaLimits, kind: str) -> bytes
             with path.open("rb") as fh:
                 data = fh.read(limits.max_bytes + 1)
     except FileNotFoundError as exc:
-        raise _error(kind, src, "no such file", fix) from exc
+        raise media_error(kind, src, "no such file", fix) from exc
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise _error(
+        raise media_error(
             kind, src, f"cannot read the file ({getattr(exc, 'strerror', None) or exc})", fix
         ) from exc
     if not stat.S_ISREG(mode):
-        raise _error(kind, src, "not a regular file", "Pass the path of a media file.")
+        raise media_error(kind, src, "not a regular file", "Pass the path of a media file.")
     if len(data) > limits.max_bytes:
-        raise _too_big(kind, src, "the file", limits)
+        raise too_big(kind, src, "the file", limits)
     return data
 
 
-def _b64decode(text: str, kind: str, src: object) -> bytes:
+def b64decode(text: str, kind: str, src: object) -> bytes:
     """Lenient base64: ignores whitespace, accepts the URL-safe alphabet and missing padding."""
     text = "".join(text.split())
     if "%" in text:  # some clients percent-encode +, / and = inside data URIs
@@ -116,51 +115,28 @@ def _b64decode(text: str, kind: str, src: object) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise _error(kind, src, "the base64 data is invalid", "Check the encoding.") from exc
+        raise media_error(kind, src, "the base64 data is invalid", "Check the encoding.") from exc
 
 
 def _decode_data_uri(uri: str, limits: MediaLimits, kind: str) -> bytes:
     header, comma, payload = uri.partition(",")
     if not comma:
-        raise _error(kind, uri, "malformed data URI (no comma)", "Use data:<mime>;base64,<data>.")
+        raise media_error(
+            kind, uri, "malformed data URI (no comma)", "Use data:<mime>;base64,<data>."
+        )
     if header.lower().endswith(";base64"):
         # Refuse from the length alone, before decoding anything.
         if len(payload) // 4 * 3 > limits.max_bytes + 3:
-            raise _too_big(kind, uri, f"about {len(payload) // 4 * 3:,} bytes", limits)
-        data = _b64decode(payload, kind, uri)
+            raise too_big(kind, uri, f"about {len(payload) // 4 * 3:,} bytes", limits)
+        data = b64decode(payload, kind, uri)
     else:
         data = urllib.parse.unquote_to_bytes(payload)
     if len(data) > limits.max_bytes:
-        raise _too_big(kind, uri, f"{len(data):,} bytes", limits)
+        raise too_big(kind, uri, f"{len(data):,} bytes", limits)
     return data
 
 
 # --------------------------------------------------------------------------- http(s)
-
-
-def _resolve(host: str, port: int) -> list[str]:
-    """All addresses ``host`` resolves to (a seam for tests)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
-def _is_public_ip(address: str) -> bool:
-    """True only for globally routable unicast addresses, including IPv4 embedded in IPv6."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        # ::ffff:10.0.0.1, 6to4, Teredo and NAT64 all reach an IPv4 host: judge that host too.
-        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
-        if ip in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        candidates += [e for e in embedded if e is not None]
-    return all(
-        c.is_global and not (c.is_multicast or c.is_reserved or c.is_private or c.is_loopback)
-        for c in candidates
-    )
 
 
 def _prepare_request(
@@ -170,32 +146,30 @@ def _prepare_request(
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise _error(kind, src, f"invalid URL {_redact_url(url)!r}") from exc
+        raise media_error(kind, src, f"invalid URL {redact_url(url)!r}") from exc
     if parsed.scheme not in ("http", "https"):
-        raise _error(
+        raise media_error(
             kind,
             src,
-            f"refusing the {parsed.scheme or 'missing'!r} URL scheme at {_redact_url(url)!r}",
+            f"refusing the {parsed.scheme or 'missing'!r} URL scheme at {redact_url(url)!r}",
             "Only http and https URLs can be fetched.",
         )
     if not parsed.host:
-        raise _error(kind, src, f"the URL {_redact_url(url)!r} has no host")
+        raise media_error(kind, src, f"the URL {redact_url(url)!r} has no host")
     target, headers, extensions = parsed, {}, {}
     if not limits.allow_private_hosts:
-        # Through the facade at call time: the seams are patched there.
-        from sealion_vl import media
-
+        policy = limits.address_policy
         host = parsed.raw_host.decode("ascii")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = media._resolve(host, port)
+            addresses = policy.resolve(host, port)
         except (OSError, UnicodeError) as exc:
-            raise _error(kind, src, f"cannot resolve host {host!r}") from exc
+            raise media_error(kind, src, f"cannot resolve host {host!r}") from exc
         if not addresses:
-            raise _error(kind, src, f"cannot resolve host {host!r}")
+            raise media_error(kind, src, f"cannot resolve host {host!r}")
         for address in addresses:
-            if not media._is_public_ip(address):
-                raise _error(
+            if not policy.is_public(address):
+                raise media_error(
                     kind,
                     src,
                     f"host {host!r} resolves to non-public address {address}",
@@ -227,7 +201,7 @@ def fetch_bytes(url: str, limits: MediaLimits | None = None) -> bytes:
 
 def _fetch(url: str, limits: MediaLimits, kind: str) -> bytes:
     deadline = time.monotonic() + limits.timeout_s
-    timed_out = _error(
+    timed_out = media_error(
         kind,
         url,
         f"the download did not finish within {limits.timeout_s:g} s",
@@ -251,7 +225,7 @@ def _fetch(url: str, limits: MediaLimits, kind: str) -> bytes:
                         current = str(hop_url.join(response.headers["location"]))
                         continue
                     if not response.is_success:
-                        raise _error(
+                        raise media_error(
                             kind,
                             url,
                             f"the server answered HTTP {response.status_code}",
@@ -265,8 +239,10 @@ def _fetch(url: str, limits: MediaLimits, kind: str) -> bytes:
             except httpx.TimeoutException as exc:
                 raise timed_out from exc
             except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-                raise _error(kind, url, f"the download failed ({exc})", "Check the URL.") from exc
-    raise _error(
+                raise media_error(
+                    kind, url, f"the download failed ({exc})", "Check the URL."
+                ) from exc
+    raise media_error(
         kind,
         url,
         f"more than {limits.max_redirects} redirects",
@@ -284,13 +260,13 @@ def _read_body(
 ) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
-        raise _too_big(kind, url, f"the declared {int(declared):,} bytes", limits)
+        raise too_big(kind, url, f"the declared {int(declared):,} bytes", limits)
     chunks: list[bytes] = []
     total = 0
     for chunk in response.iter_bytes():
         total += len(chunk)
         if total > limits.max_bytes:
-            raise _too_big(kind, url, "the response", limits)
+            raise too_big(kind, url, "the response", limits)
         if time.monotonic() > deadline:
             raise timed_out
         chunks.append(chunk)

@@ -1,6 +1,7 @@
 """Video and audio decoding with PyAV: frame sampling, mono float audio, resampling.
 
-Internal module: import these names from :mod:`sealion_vl.media`.
+Import the public names (:func:`load_video`, :func:`load_audio`, :func:`audio_from_openai`) from
+:mod:`sealion_vl.media`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import av
 import numpy as np
 
 from sealion_vl.errors import MediaError
-from sealion_vl.media_common import MediaLimits, Source, Video, _check_pixels, _describe, _error
-from sealion_vl.media_fetch import _b64decode, _read_source
+from sealion_vl.media.common import MediaLimits, Source, Video, check_pixels, describe, media_error
+from sealion_vl.media.fetch import b64decode, read_source
 
 # Slack for audio length checks: resamplers can add a few samples, and a clip of exactly
 # max_audio_seconds must not be refused for that.
@@ -48,7 +49,7 @@ def load_video(
     if isinstance(src, Video):
         return src
     if isinstance(src, (np.ndarray, list, tuple)):
-        raise _error(
+        raise media_error(
             "video",
             src,
             "decoded frames carry no frame rate",
@@ -56,19 +57,19 @@ def load_video(
         )
     wanted = limits.max_video_frames if num_frames is None else num_frames
     if not 1 <= wanted <= limits.max_video_frames:
-        raise _error(
+        raise media_error(
             "video",
             src,
             f"num_frames={wanted} is outside 1..{limits.max_video_frames}",
             "Ask for fewer frames, or raise MediaLimits.max_video_frames.",
         )
-    data = _read_source(src, limits, "video")
+    data = read_source(src, limits, "video")
     try:
         return _decode_video(data, wanted, limits, src)
     except MediaError:
         raise
     except Exception as exc:  # av.FFmpegError and friends
-        raise _error(
+        raise media_error(
             "video",
             src,
             f"the video could not be decoded ({exc})",
@@ -79,9 +80,9 @@ def load_video(
 def _decode_video(data: bytes, wanted: int, limits: MediaLimits, src: object) -> Video:
     with av.open(io.BytesIO(data)) as container:
         if not container.streams.video:
-            raise _error("video", src, "it contains no video stream")
+            raise media_error("video", src, "it contains no video stream")
         stream = container.streams.video[0]
-        _check_pixels(
+        check_pixels(
             (stream.codec_context.width, stream.codec_context.height), "video", src, limits
         )
         duration = None
@@ -99,12 +100,12 @@ def _decode_video(data: bytes, wanted: int, limits: MediaLimits, src: object) ->
     if not indices or len(frames) != len(indices):
         total = _grab_frames(data, [], limits, src)[1]
         if total == 0:
-            raise _error("video", src, "it contains no decodable frames")
+            raise media_error("video", src, "it contains no decodable frames")
         indices = _even_indices(total, wanted)
         frames = _grab_frames(data, indices, limits, src)[0]
     fps = float(rate) if rate else (total / duration if duration else 0.0)
     if fps <= 0:
-        raise _error("video", src, "its frame rate cannot be determined", "Re-encode it.")
+        raise media_error("video", src, "its frame rate cannot be determined", "Re-encode it.")
     return Video(
         frames=np.stack(frames),
         fps=fps,
@@ -128,7 +129,7 @@ def _grab_frames(
         for seen, frame in enumerate(container.decode(stream), start=1):
             index = seen - 1
             if index in keep:
-                _check_pixels((frame.width, frame.height), "video", src, limits)
+                check_pixels((frame.width, frame.height), "video", src, limits)
                 frames.append(frame.to_ndarray(format="rgb24"))
             if index == last:
                 break
@@ -149,12 +150,12 @@ def audio_from_openai(part: dict[str, Any]) -> bytes:
     data = inner.get("data") if isinstance(inner, dict) else None
     if not isinstance(data, str) or not data:
         raise MediaError(
-            f"Cannot load audio {_describe(part)}: not an OpenAI input_audio part. "
+            f"Cannot load audio {describe(part)}: not an OpenAI input_audio part. "
             'Expected {"data": "<base64>", "format": "wav"}.'
         )
     if data[:5].lower() == "data:":  # some clients send a data URI instead of bare base64
         data = data.partition(",")[2]
-    return _b64decode(data, "audio", data)
+    return b64decode(data, "audio", data)
 
 
 def load_audio(
@@ -173,29 +174,29 @@ def load_audio(
     """
     limits = limits or MediaLimits()
     if sampling_rate <= 0:
-        raise _error("audio", src, f"sampling_rate={sampling_rate} must be positive")
+        raise media_error("audio", src, f"sampling_rate={sampling_rate} must be positive")
     if isinstance(src, tuple):
         if len(src) != 2 or not isinstance(src[0], np.ndarray):
-            raise _error("audio", src, "expected a tuple (array, sampling_rate)")
+            raise media_error("audio", src, "expected a tuple (array, sampling_rate)")
         try:
             rate = int(src[1])
         except (TypeError, ValueError) as exc:
-            raise _error("audio", src, "the sampling rate is not a number") from exc
+            raise media_error("audio", src, "the sampling rate is not a number") from exc
         if rate <= 0:
-            raise _error("audio", src, f"sampling rate {rate} must be positive")
+            raise media_error("audio", src, f"sampling rate {rate} must be positive")
         samples = _to_mono_float(src[0], src)
         _check_duration(len(samples) / rate, src, limits)
         samples = _resample(samples, rate, sampling_rate, src)
     elif isinstance(src, np.ndarray):
         samples = _to_mono_float(src, src)
     else:
-        data = _read_source(src, limits, "audio")
+        data = read_source(src, limits, "audio")
         try:
             samples = _decode_audio(data, sampling_rate, limits, src)
         except MediaError:
             raise
         except Exception as exc:  # av.FFmpegError and friends
-            raise _error(
+            raise media_error(
                 "audio",
                 src,
                 f"the audio could not be decoded ({exc})",
@@ -207,7 +208,7 @@ def load_audio(
 
 def _check_duration(seconds: float, src: object, limits: MediaLimits) -> None:
     if seconds > limits.max_audio_seconds + _AUDIO_SLACK_S:
-        raise _error(
+        raise media_error(
             "audio",
             src,
             f"{seconds:.1f} s is longer than the {limits.max_audio_seconds:g} s limit",
@@ -221,7 +222,7 @@ def _to_mono_float(array: np.ndarray, src: object) -> np.ndarray:
         # (channels, samples) or (samples, channels): channels is the short axis.
         array = array.mean(axis=0 if array.shape[0] <= array.shape[1] else 1, dtype=np.float64)
     elif array.ndim != 1:
-        raise _error("audio", src, "expected a 1-D array, or 2-D with a channel axis")
+        raise media_error("audio", src, "expected a 1-D array, or 2-D with a channel axis")
     if array.dtype.kind == "f":
         out = array.astype(np.float32)
     elif array.dtype.kind == "i":
@@ -230,9 +231,9 @@ def _to_mono_float(array: np.ndarray, src: object) -> np.ndarray:
         half = float(2 ** (8 * array.dtype.itemsize - 1))
         out = ((array - half) / half).astype(np.float32)
     else:
-        raise _error("audio", src, f"unsupported sample dtype {array.dtype}")
+        raise media_error("audio", src, f"unsupported sample dtype {array.dtype}")
     if not np.isfinite(out).all():
-        raise _error("audio", src, "the samples contain NaN or infinity")
+        raise media_error("audio", src, "the samples contain NaN or infinity")
     return out
 
 
@@ -248,7 +249,7 @@ def _resample(samples: np.ndarray, rate: int, target: int, src: object) -> np.nd
         resampler = av.AudioResampler(format="flt", layout="mono", rate=target)
         out = resampler.resample(frame) + resampler.resample(None)
     except Exception as exc:
-        raise _error("audio", src, f"resampling from {rate} Hz failed ({exc})") from exc
+        raise media_error("audio", src, f"resampling from {rate} Hz failed ({exc})") from exc
     if not out:
         return np.zeros(0, np.float32)
     return np.concatenate([f.to_ndarray().reshape(-1) for f in out])
@@ -257,7 +258,7 @@ def _resample(samples: np.ndarray, rate: int, target: int, src: object) -> np.nd
 def _decode_audio(data: bytes, rate: int, limits: MediaLimits, src: object) -> np.ndarray:
     with av.open(io.BytesIO(data)) as container:
         if not container.streams.audio:
-            raise _error("audio", src, "it contains no audio stream")
+            raise media_error("audio", src, "it contains no audio stream")
         stream = container.streams.audio[0]
         # Keep the source channels (planar float) and average them ourselves: swresample's
         # own downmix weights channels by 1/sqrt(2), which would clip loud stereo.
@@ -274,5 +275,5 @@ def _decode_audio(data: bytes, rate: int, limits: MediaLimits, src: object) -> n
         for out in resampler.resample(None):
             parts.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
     if not parts:
-        raise _error("audio", src, "it contains no decodable audio")
+        raise media_error("audio", src, "it contains no decodable audio")
     return np.concatenate(parts)

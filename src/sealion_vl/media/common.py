@@ -1,14 +1,19 @@
-"""Shared pieces of :mod:`sealion_vl.media`: the limits, the :class:`Video` type, log-safe messages.
+"""Shared pieces of :mod:`sealion_vl.media`: the limits, the SSRF address policy, :class:`Video`,
+log-safe messages.
 
-Internal module: import these names from :mod:`sealion_vl.media`.
+Callers outside the package import the public names from :mod:`sealion_vl.media`; the helpers
+here (``describe``, ``media_error`` ...) are for the package's own modules.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +24,56 @@ from sealion_vl.errors import MediaError
 #: What the loaders accept as an encoded source (besides their own decoded types).
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
-_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+# --------------------------------------------------------------------------- SSRF address policy
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """All addresses ``host`` resolves to (the system resolver)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def is_public_ip(address: str) -> bool:
+    """True only for globally routable unicast addresses, including IPv4 embedded in IPv6."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        # ::ffff:10.0.0.1, 6to4, Teredo and NAT64 all reach an IPv4 host: judge that host too.
+        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        candidates += [e for e in embedded if e is not None]
+    return all(
+        c.is_global and not (c.is_multicast or c.is_reserved or c.is_private or c.is_loopback)
+        for c in candidates
+    )
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """How the SSRF guard resolves a host and judges each address (used when
+    ``MediaLimits.allow_private_hosts`` is False).
+
+    The defaults are the safe ones; tests (or a deployment with its own resolver) pass their
+    own functions instead, e.g. ``AddressPolicy(resolve=lambda host, port: ["10.0.0.1"])``.
+
+    Attributes:
+        resolve: ``(host, port) -> [address, ...]``; every address returned must pass
+            ``is_public``, and the fetch connects to the first one (no second DNS lookup).
+            May raise ``OSError`` or ``UnicodeError`` for a host that does not resolve.
+        is_public: ``address -> bool``; False refuses the fetch.
+    """
+
+    resolve: Callable[[str, int], list[str]] = resolve_host
+    is_public: Callable[[str], bool] = is_public_ip
 
 
 @dataclass(frozen=True)
@@ -39,6 +93,9 @@ class MediaLimits:
             loopback, link-local, reserved or multicast address are refused, on every hop.
         max_video_frames: Most frames :func:`load_video` will sample.
         max_audio_seconds: Longest clip :func:`load_audio` accepts.
+        address_policy: How the SSRF guard resolves hosts and judges addresses
+            (:class:`AddressPolicy`; the defaults are the system resolver and
+            :func:`is_public_ip`).
     """
 
     max_bytes: int = 20 * 2**20
@@ -49,6 +106,7 @@ class MediaLimits:
     allow_private_hosts: bool = True
     max_video_frames: int = 32
     max_audio_seconds: float = 60.0
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 @dataclass
@@ -98,20 +156,20 @@ class Video:
                 array = np.stack([np.asarray(f.convert("RGB")) for f in frames])
             except (AttributeError, TypeError, ValueError) as exc:
                 raise MediaError(
-                    f"Cannot use video frames {_describe(frames)}: expected a (T, H, W, 3) uint8 "
+                    f"Cannot use video frames {describe(frames)}: expected a (T, H, W, 3) uint8 "
                     "array or a non-empty list of same-sized PIL images."
                 ) from exc
         if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
             raise MediaError(
-                f"Cannot use video frames {_describe(array)}: expected shape (T, H, W, 3) "
+                f"Cannot use video frames {describe(array)}: expected shape (T, H, W, 3) "
                 "with T >= 1."
             )
         if array.dtype != np.uint8:
             raise MediaError(
-                f"Cannot use video frames {_describe(array)}: expected dtype uint8 (0-255 RGB)."
+                f"Cannot use video frames {describe(array)}: expected dtype uint8 (0-255 RGB)."
             )
         if not fps > 0:
-            raise MediaError(f"Cannot use video frames {_describe(array)}: fps must be > 0.")
+            raise MediaError(f"Cannot use video frames {describe(array)}: fps must be > 0.")
         count = int(array.shape[0])
         return cls(array, float(fps), count / float(fps), list(range(count)), count)
 
@@ -119,7 +177,7 @@ class Video:
 # --------------------------------------------------------------------------- messages
 
 
-def _describe(src: object) -> str:
+def describe(src: object) -> str:
     """Short, log-safe description of an input: no megabytes of base64, no URL secrets."""
     if isinstance(src, (bytes, bytearray, memoryview)):
         more = "..." if len(src) > 40 else ""
@@ -127,8 +185,8 @@ def _describe(src: object) -> str:
     if isinstance(src, os.PathLike):
         return repr(os.fspath(src))
     if isinstance(src, str):
-        if _URL_SCHEME.match(src):
-            return repr(_redact_url(src))
+        if URL_SCHEME.match(src):
+            return repr(redact_url(src))
         if src[:5].lower() == "data:" or len(src) > 200:
             return f"{src[:40]!r}... ({len(src)} chars)"
         return repr(src)
@@ -141,7 +199,7 @@ def _describe(src: object) -> str:
     return f"<{type(src).__name__}>"
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """Drop credentials and query strings (signed URLs carry tokens there) from a URL."""
     try:
         parts = urllib.parse.urlsplit(url)
@@ -152,14 +210,14 @@ def _redact_url(url: str) -> str:
     return shown if len(shown) <= 120 else shown[:117] + "..."
 
 
-def _error(kind: str, src: object, problem: str, fix: str = "") -> MediaError:
+def media_error(kind: str, src: object, problem: str, fix: str = "") -> MediaError:
     return MediaError(
-        f"Cannot load {kind} {_describe(src)}: {problem}." + (f" {fix}" if fix else "")
+        f"Cannot load {kind} {describe(src)}: {problem}." + (f" {fix}" if fix else "")
     )
 
 
-def _too_big(kind: str, src: object, size: str, limits: MediaLimits) -> MediaError:
-    return _error(
+def too_big(kind: str, src: object, size: str, limits: MediaLimits) -> MediaError:
+    return media_error(
         kind,
         src,
         f"{size} is over the {limits.max_bytes:,}-byte limit",
@@ -167,10 +225,10 @@ def _too_big(kind: str, src: object, size: str, limits: MediaLimits) -> MediaErr
     )
 
 
-def _check_pixels(size: tuple[int, int], kind: str, src: object, limits: MediaLimits) -> None:
+def check_pixels(size: tuple[int, int], kind: str, src: object, limits: MediaLimits) -> None:
     width, height = size
     if width * height > limits.max_pixels:
-        raise _error(
+        raise media_error(
             kind,
             src,
             f"{width}x{height} = {width * height:,} pixels is over the {limits.max_pixels:,} limit",
