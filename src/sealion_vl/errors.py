@@ -38,3 +38,11 @@ class ContextLengthError(SealionError, ValueError):
 
 class MessageFormatError(SealionError, ValueError):
     """A conversation is not in a shape sealion-vl understands (OpenAI or HF style)."""
+
+
+class StructuredOutputError(SealionError, ValueError):
+    """A ``response_format``, ``tools`` or ``tool_choice`` cannot be enforced as given.
+
+    The message names the offending field (e.g. ``response_format.json_schema.schema``) and
+    what shape was expected.
+    """
