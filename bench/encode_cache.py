@@ -11,7 +11,7 @@ keeps the first epoch's encoded samples so later epochs come from memory.
 
 What it does, in one process:
 
-1. Data: ``sealion_vl.data.synth.generate`` writes ``--samples`` items of nano's SEA
+1. Data: ``sealion_vl.nano.synth.generate`` writes ``--samples`` items of nano's SEA
    training split (all languages; VQA, MCQ, MARVL pairs, tool calls, lookup) to
    ``bench/.cache/encode_cache/sea/`` once (seed 0, the build's own generator).
 2. Model: the shipped nano checkpoint (the model nano's stage 3 trains has the same shape).
@@ -52,8 +52,8 @@ def main() -> int:
     import torch
     from safetensors.torch import load_file
 
-    from sealion_vl.data.synth import generate
     from sealion_vl.nano.build import _recipe_path
+    from sealion_vl.nano.synth import generate
     from sealion_vl.runtime.load import resolve
     from sealion_vl.train import load_recipe, run
 

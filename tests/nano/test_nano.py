@@ -169,8 +169,8 @@ def test_shipped_card_is_its_eval_json_rendered(tmp_path):
 
 @needs_shipped
 def test_shipped_nano_reaches_its_card_accuracy(tmp_path):
-    from sealion_vl.data.synth import generate
     from sealion_vl.nano.evaluate import evaluate
+    from sealion_vl.nano.synth import generate
 
     card = json.loads((SHIPPED / "eval.json").read_text())
     plan = card["plan"]

@@ -83,8 +83,8 @@ def build_nano(
         The evaluation dict written to ``out/eval.json``.
     """
     from sealion_vl import load
-    from sealion_vl.data.synth import generate
     from sealion_vl.nano.evaluate import evaluate
+    from sealion_vl.nano.synth import generate
     from sealion_vl.train import load_recipe, run
 
     t0 = time.perf_counter()

@@ -61,7 +61,7 @@ def eval_(
     if not (heldout / "sft.jsonl").is_file():
         err.print(
             f"error: {heldout} is not a held-out folder written by the generator "
-            "(it has no sft.jsonl); make one with sealion_vl.data.synth.generate(...)"
+            "(it has no sft.jsonl); make one with sealion_vl.nano.synth.generate(...)"
         )
         raise typer.Exit(2)
     m = sealion_vl.load(model)

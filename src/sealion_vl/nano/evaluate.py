@@ -67,7 +67,7 @@ def chance_levels() -> dict[str, float]:
     colours, shapes, counts 1-4 (fruits 1-3), countries, fruits; the capital in a tool
     call; 4 MCQ options; true/false.
     """
-    from sealion_vl.data.synth import COLOURS, COUNTRIES, COUNTS, FRUITS, SHAPES
+    from sealion_vl.nano.synth import COLOURS, COUNTRIES, COUNTS, FRUITS, SHAPES
 
     sizes = {
         "colour": len(COLOURS),

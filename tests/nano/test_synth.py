@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from sealion_vl.data.formats import SkipReport, iter_samples
-from sealion_vl.data.synth import (
+from sealion_vl.nano.synth import (
     CAPITALS,
     COUNTRIES,
     FRUITS,
@@ -102,9 +102,9 @@ def test_train_and_heldout_share_no_image(out):
 
 
 def test_heldout_mix_gives_every_question_type_a_measurable_sample():
-    from sealion_vl.data.synth.generate import HELDOUT_WEIGHTS, PART_KINDS, WEIGHTS, plan
-    from sealion_vl.data.synth.items import TRAIN_ONLY_KINDS
     from sealion_vl.nano.build import BuildPlan
+    from sealion_vl.nano.synth.generate import HELDOUT_WEIGHTS, PART_KINDS, WEIGHTS, plan
+    from sealion_vl.nano.synth.items import TRAIN_ONLY_KINDS
 
     for part, weights in HELDOUT_WEIGHTS.items():  # a weight for every scorable kind, no other
         assert set(weights) == set(PART_KINDS[part]) - set(TRAIN_ONLY_KINDS)
@@ -281,7 +281,7 @@ def test_marvl_multi_judges_every_applicable_hypothesis_of_one_pair(out):
 def test_marvl_multi_asks_each_hypothesis_true_as_often_as_false():
     # v5's pairs, drawn for one hypothesis and judged on the rest, were 58% "false" overall
     # and 68% "false" for right_flag_of: a model learns those priors instead of comparing.
-    from sealion_vl.data.synth.items import marvl_multi_item
+    from sealion_vl.nano.synth.items import marvl_multi_item
 
     labels: dict[str, Counter] = {}
     for i in range(3000):

@@ -15,8 +15,8 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sealion_vl.data.synth.draw import HI, SIZE, SS, as_rng, background, finish, star
-from sealion_vl.data.synth.world import COUNTRIES, FLAG_RATIO
+from sealion_vl.nano.synth.draw import HI, SIZE, SS, as_rng, background, finish, star
+from sealion_vl.nano.synth.world import COUNTRIES, FLAG_RATIO
 
 RED = (206, 17, 38)
 WHITE = (255, 255, 255)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from sealion_vl.data.synth.draw import render_fruit, render_scene
-from sealion_vl.data.synth.flags import render_flag
-from sealion_vl.data.synth.world import (
+from sealion_vl.nano.synth.draw import render_fruit, render_scene
+from sealion_vl.nano.synth.flags import render_flag
+from sealion_vl.nano.synth.world import (
     CAPITALS,
     COLOURS,
     COUNTRIES,

@@ -12,7 +12,7 @@ import random
 
 from PIL import Image, ImageDraw
 
-from sealion_vl.data.synth.world import COLOUR_RGB, COLOURS, COUNTS, FRUITS, SHAPES
+from sealion_vl.nano.synth.world import COLOUR_RGB, COLOURS, COUNTS, FRUITS, SHAPES
 
 SIZE = 64  # final image side
 SS = 4  # supersampling factor

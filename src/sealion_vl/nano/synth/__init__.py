@@ -18,14 +18,14 @@ Languages: en, id, ms, tl, vi, th, my, ta; the words and templates live in ``lan
 
 Example::
 
-    from sealion_vl.data.synth import generate
+    from sealion_vl.nano.synth import generate
     generate("data/sea-train", part="sea", split="train", n=20000, seed=0)
     generate("data/sea-heldout", part="sea", split="heldout", n=2000, seed=0)
 """
 
-from sealion_vl.data.synth.draw import SIZE, render_fruit, render_scene
-from sealion_vl.data.synth.flags import flag_image, render_flag
-from sealion_vl.data.synth.generate import (
+from sealion_vl.nano.synth.draw import SIZE, render_fruit, render_scene
+from sealion_vl.nano.synth.flags import flag_image, render_flag
+from sealion_vl.nano.synth.generate import (
     EXAMPLE,
     PART_KINDS,
     PARTS,
@@ -35,8 +35,8 @@ from sealion_vl.data.synth.generate import (
     generate,
     plan,
 )  # fmt: skip
-from sealion_vl.data.synth.items import KINDS, LETTERS, Item, build, render, tool_call
-from sealion_vl.data.synth.world import (
+from sealion_vl.nano.synth.items import KINDS, LETTERS, Item, build, render, tool_call
+from sealion_vl.nano.synth.world import (
     CAPITALS,
     COLOUR_RGB,
     COLOURS,

@@ -25,9 +25,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from sealion_vl.data.synth.flags import render_flag
-from sealion_vl.data.synth.items import KINDS, LETTERS, TRAIN_ONLY_KINDS, build
-from sealion_vl.data.synth.world import LANGUAGES, caption
+from sealion_vl.nano.synth.flags import render_flag
+from sealion_vl.nano.synth.items import KINDS, LETTERS, TRAIN_ONLY_KINDS, build
+from sealion_vl.nano.synth.world import LANGUAGES, caption
 
 PARTS = ("warmup", "general", "sea")
 SPLITS = ("train", "heldout")
