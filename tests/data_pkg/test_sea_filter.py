@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from sealion_vl.data import sea_filter, sea_index
 from sealion_vl.data.filter_cli import data_app
-from sealion_vl.data.sea_filter import (
+from sealion_vl.data.sea import (
+    LOCALE_WEIGHT,
     SEA_LANGUAGES,
     EntityDataError,
     FilterError,
@@ -25,6 +25,7 @@ from sealion_vl.data.sea_filter import (
     filter_captions,
     score_caption,
 )
+from sealion_vl.data.sea import index as sea_index
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "sea_captions_labelled.jsonl"
 GOLD = ("id", "caption", "lang", "label")  # never shown to the filter
@@ -187,7 +188,7 @@ def test_locale_and_language_metadata():
         ({"meta": {"locale": "th_TH"}}, "locale:TH"),
     ]:
         r = score_caption(caption, meta)
-        assert reason in r.reasons and r.score == sea_filter.LOCALE_WEIGHT, (meta, r)
+        assert reason in r.reasons and r.score == LOCALE_WEIGHT, (meta, r)
     for meta in [{"locale": "en_US"}, {"country": "JP"}, {"locale": "de-DE"}, {"lang": "en"}]:
         assert score_caption(caption, meta).score == 0.0, meta
     # a declared SEA language is weaker evidence: not enough alone at the default threshold
@@ -207,7 +208,7 @@ def test_scores_are_deterministic_combined_and_bounded():
 
 
 def test_entity_data_files_are_validated(monkeypatch):
-    index = sea_index._entity_index()
+    index = sea_index.entity_index()
     kinds = Counter(e.kind for e, _ in index.words.values())
     assert {"country", "city", "dish", "landmark", "festival"} <= set(kinds)
     assert len(index.words) > 500 and index.substr and index.masks
@@ -215,13 +216,13 @@ def test_entity_data_files_are_validated(monkeypatch):
         "kind: dish\nentities:\n  - {name: a, aliases: [laksa]}\n  - {name: b, aliases: [Laksa]}\n"
     )
     monkeypatch.setattr(sea_index, "_entity_files", lambda: [("bad.yaml", bad)])
-    sea_index._entity_index.cache_clear()
+    sea_index.entity_index.cache_clear()
     try:
         with pytest.raises(EntityDataError, match="bad.yaml.*'Laksa'.*one entity only"):
-            sea_index._entity_index()
+            sea_index.entity_index()
     finally:
         monkeypatch.undo()
-        sea_index._entity_index.cache_clear()
+        sea_index.entity_index.cache_clear()
 
 
 # ----------------------------------------------------------------------------- the filter job

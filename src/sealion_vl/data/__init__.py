@@ -1,1 +1,2 @@
-"""Data jobs: caption filtering (``sea_filter``) and, later, formats, synthesis and packing."""
+"""Data jobs: training-data formats and readers (``formats``, ``readers``, ``records``) and
+Southeast-Asian caption filtering (``sea``)."""

@@ -84,7 +84,7 @@ def filter_cmd(
     ] = False,
 ) -> None:
     """Keep the captions relevant to Southeast Asia: by language, SEA entities and locale."""
-    from sealion_vl.data.sea_filter import filter_captions
+    from sealion_vl.data.sea import filter_captions
 
     try:
         report = filter_captions(

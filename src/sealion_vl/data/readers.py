@@ -83,7 +83,7 @@ def _jsonl_records(path: Path, resolve, kind: str, prompt: str) -> Iterator[dict
         yield _err(f"{path.name}:{line_no + 1}", "bad_record", detail, {"source": str(path)})
 
 
-def _split_key(name: str) -> tuple[str, str]:
+def split_key(name: str) -> tuple[str, str]:
     """WebDataset convention: the key runs to the first dot of the base name.
 
     ``dir/KEY.ext.ext2`` -> (``dir/KEY``, ``ext.ext2``); the SEA filter groups tar members
@@ -120,7 +120,7 @@ def _tar_records(path: Path, kind: str, prompt: str, limits: MediaLimits) -> Ite
     try:
         with tarfile.open(path, mode="r|*") as tar:
             for info in tar:
-                name_key, ext = _split_key(info.name)
+                name_key, ext = split_key(info.name)
                 if not info.isfile() or name_key.rpartition("/")[2].startswith("."):
                     continue
                 if key is not None and name_key != key:

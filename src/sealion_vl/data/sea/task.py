@@ -1,7 +1,7 @@
-"""One task of the SEA filter job (:mod:`sealion_vl.data.sea_filter`), and the pool running them.
+"""One task of the SEA filter job (:mod:`sealion_vl.data.sea.filter`), and the pool running them.
 
 A task is one shard, or a byte range of an uncompressed JSONL shard; it streams its rows one
-at a time through :func:`~sealion_vl.data.sea_score.score_caption` into two temp part files
+at a time through :func:`~sealion_vl.data.sea.score.score_caption` into two temp part files
 (kept rows, reasons lines) that the job assembles afterwards. Tasks run in spawned worker
 processes, so everything here is picklable and imported by each worker.
 """
@@ -22,19 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealion_vl.data.readers import _split_key
-from sealion_vl.data.sea_score import ScoreResult, score_caption
+from sealion_vl.data.readers import split_key
+from sealion_vl.data.sea.score import ScoreResult, score_caption
 
 _CAPTION_KEYS = ("caption", "text", "alt", "alt_text", "alttext", "txt", "captions", "description")
 _ID_KEYS = ("id", "key", "__key__", "uid", "sample_id", "image_id")
 _TAR_TEXT_EXTS = ("txt", "text", "caption")
-_MAX_BAD_EXAMPLES = 100
+MAX_BAD_EXAMPLES = 100
 _TICK_EVERY = 500
 _TICK: Callable[[int], None] | None = None  # progress hook, set per process
 
 
 @dataclass
-class _Task:
+class Task:
     index: int
     shard: str  # input path
     name: str  # output file name
@@ -48,7 +48,7 @@ class _Task:
 
 
 @dataclass
-class _TaskResult:
+class TaskResult:
     index: int
     rows: int = 0
     kept: int = 0
@@ -109,8 +109,8 @@ def _no_caption(text_field: str | None) -> str:
 class _Sink:
     """Per-task writer of reasons lines and counters."""
 
-    def __init__(self, task: _Task, reasons_file: Any) -> None:
-        self.task, self.out, self.res = task, reasons_file, _TaskResult(task.index)
+    def __init__(self, task: Task, reasons_file: Any) -> None:
+        self.task, self.out, self.res = task, reasons_file, TaskResult(task.index)
         self._pending = 0
 
     def _tick(self) -> None:
@@ -136,7 +136,7 @@ class _Sink:
         r.rows += 1
         r.bad += 1
         rec = self._loc(line, key) | {"id": row_id, "kept": False, "error": error}
-        if len(r.bad_examples) < _MAX_BAD_EXAMPLES:
+        if len(r.bad_examples) < MAX_BAD_EXAMPLES:
             r.bad_examples.append(self._loc(line, key) | {"error": error})
         self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._tick()
@@ -164,7 +164,7 @@ class _Sink:
         return kept
 
 
-def _jsonl_lines(task: _Task) -> Iterator[bytes]:
+def _jsonl_lines(task: Task) -> Iterator[bytes]:
     """The task's raw lines, read one at a time (byte range: lines that start inside it)."""
     if task.shard.endswith(".gz"):
         with gzip.open(task.shard, "rb") as f:
@@ -183,7 +183,7 @@ def _jsonl_lines(task: _Task) -> Iterator[bytes]:
             yield line
 
 
-def _run_jsonl(task: _Task, sink: _Sink, kept_out: Any) -> None:
+def _run_jsonl(task: Task, sink: _Sink, kept_out: Any) -> None:
     for n, raw in enumerate(_jsonl_lines(task), 1):
         sink.res.lines = n
         if not raw.strip():
@@ -211,7 +211,7 @@ def _tar_samples(path: str) -> Iterator[tuple[str, list[tuple[tarfile.TarInfo, s
         for m in tf:
             if not m.isfile():
                 continue
-            k, ext = _split_key(m.name)
+            k, ext = split_key(m.name)
             f = tf.extractfile(m)
             data = f.read() if f is not None else b""
             if k != key and group:
@@ -223,7 +223,7 @@ def _tar_samples(path: str) -> Iterator[tuple[str, list[tuple[tarfile.TarInfo, s
             yield key, group
 
 
-def _run_tar(task: _Task, sink: _Sink, kept_tar: tarfile.TarFile) -> None:
+def _run_tar(task: Task, sink: _Sink, kept_tar: tarfile.TarFile) -> None:
     for key, members in _tar_samples(task.shard):
         texts: dict[str, str | None] = {}
         meta: Any = {}
@@ -253,7 +253,7 @@ def _run_tar(task: _Task, sink: _Sink, kept_tar: tarfile.TarFile) -> None:
                 kept_tar.addfile(info, io.BytesIO(data))
 
 
-def _run_task(task: _Task) -> _TaskResult:
+def _run_task(task: Task) -> TaskResult:
     """Process one task into its two part files; on any error remove them and raise."""
     t0 = time.perf_counter()
     try:
@@ -299,12 +299,12 @@ def _init_worker(counter: Any) -> None:
     _TICK = tick
 
 
-def _execute(
-    tasks: list[_Task], workers: int, on_rows: Callable[[int, int], None]
-) -> dict[int, _TaskResult | str]:
+def execute_tasks(
+    tasks: list[Task], workers: int, on_rows: Callable[[int, int], None]
+) -> dict[int, TaskResult | str]:
     """Run every task; a failed task maps to its error message. on_rows(rows, tasks_done)."""
     global _TICK
-    results: dict[int, _TaskResult | str] = {}
+    results: dict[int, TaskResult | str] = {}
     if workers <= 1 or len(tasks) <= 1:
         rows = [0]
 

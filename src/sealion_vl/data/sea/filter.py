@@ -1,11 +1,11 @@
 """Southeast-Asian relevance filter for image-caption data.
 
-``score_caption`` (:mod:`sealion_vl.data.sea_score`, re-exported here with the rest of the
-scoring API) scores one caption; ``filter_captions`` streams JSONL files, folders of JSONL
-shards or WebDataset tar shards through it over several processes.
+``score_caption`` (:mod:`sealion_vl.data.sea.score`) scores one caption; ``filter_captions``
+streams JSONL files, folders of JSONL shards or WebDataset tar shards through it over several
+processes. Both are exported by :mod:`sealion_vl.data.sea`.
 
 Input: one JSONL file, or a folder of shards (*.jsonl, *.jsonl.gz, *.tar, *.tar.gz, *.tgz).
-Work unit: a task (:mod:`sealion_vl.data.sea_task`) = one shard, or a byte range of an
+Work unit: a task (:mod:`sealion_vl.data.sea.task`) = one shard, or a byte range of an
 uncompressed JSONL shard when workers > 1 (so a single big JSONL file also spreads over
 processes). Each task streams its rows one at a time into temp part files in OUT; once every
 task is done, a shard's parts are renamed (or concatenated, for byte ranges) to the shard's
@@ -26,42 +26,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sealion_vl.data.sea_index import _entity_index
-from sealion_vl.data.sea_score import (
-    LANG_WEIGHT,
-    LOCALE_WEIGHT,
-    META_LANG_WEIGHT,
-    MINOR_SCRIPT_WEIGHT,
-    SEA_COUNTRIES,
-    SEA_LANGUAGES,
-    ZH_ENTITY_WEIGHT,
-    EntityDataError,
-    ScoreResult,
-    detect_language,
-    score_caption,
-)
-from sealion_vl.data.sea_task import _MAX_BAD_EXAMPLES, _execute, _Task, _TaskResult
+from sealion_vl.data.sea.index import entity_index
+from sealion_vl.data.sea.task import MAX_BAD_EXAMPLES, Task, TaskResult, execute_tasks
 from sealion_vl.errors import SealionError
 
 __all__ = [
-    "LANG_WEIGHT",
-    "LOCALE_WEIGHT",
-    "META_LANG_WEIGHT",
-    "MINOR_SCRIPT_WEIGHT",
-    "SEA_COUNTRIES",
-    "SEA_LANGUAGES",
-    "ZH_ENTITY_WEIGHT",
     "BadRow",
-    "EntityDataError",
     "FilterError",
     "FilterReport",
     "LanguageCount",
-    "ScoreResult",
     "ShardFailure",
     "ShardStats",
-    "detect_language",
     "filter_captions",
-    "score_caption",
 ]
 
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -151,8 +127,8 @@ def _discover(inp: Path) -> list[tuple[Path, str]]:
 
 def _plan(
     shards: list[tuple[Path, str]], out: Path, workers: int, chunk_bytes: int, opts: dict
-) -> list[_Task]:
-    tasks: list[_Task] = []
+) -> list[Task]:
+    tasks: list[Task] = []
     tag = f"{os.getpid()}"
     for path, kind in shards:
         ranges: list[tuple[int, int | None]] = [(0, None)]
@@ -163,7 +139,7 @@ def _plan(
         for part, (start, end) in enumerate(ranges):
             stem = f".{path.name}.part{part}.{tag}"
             tasks.append(
-                _Task(
+                Task(
                     index=len(tasks),
                     shard=str(path),
                     name=path.name,
@@ -191,10 +167,10 @@ def _append(dst: Any, src_path: str, line_offset: int) -> None:
 
 
 def _assemble(
-    tasks: list[_Task], results: dict[int, _TaskResult | str], out: Path, report: FilterReport
+    tasks: list[Task], results: dict[int, TaskResult | str], out: Path, report: FilterReport
 ) -> None:
     """Rename/concatenate finished parts to final names; join reasons in input order."""
-    by_shard: dict[str, list[_Task]] = {}
+    by_shard: dict[str, list[Task]] = {}
     for t in tasks:
         by_shard.setdefault(t.name, []).append(t)
     reasons_tmp = out / f".reasons.jsonl.{os.getpid()}.tmp"
@@ -218,10 +194,10 @@ def _assemble(
             stats = ShardStats(shard=name, rows=0, kept=0, bad=0, seconds=0.0)
             for t in parts:
                 res = results[t.index]
-                assert isinstance(res, _TaskResult)
+                assert isinstance(res, TaskResult)
                 _append(reasons, t.reasons_path, offset)
                 for ex in res.bad_examples:
-                    if len(report.bad_row_examples) < _MAX_BAD_EXAMPLES:
+                    if len(report.bad_row_examples) < MAX_BAD_EXAMPLES:
                         if ex.get("line") is not None:
                             ex["line"] += offset
                         report.bad_row_examples.append(BadRow(**ex))
@@ -300,7 +276,7 @@ def filter_captions(
         if (out / path.name).resolve() == path.resolve():
             raise FilterError(f"{out}: writing there would overwrite the input {path}")
     out.mkdir(parents=True, exist_ok=True)
-    _entity_index()  # fail on bad entity data before any work, not once per process
+    entity_index()  # fail on bad entity data before any work, not once per process
     opts = {"min_score": min_score, "text_field": text_field}
     tasks = _plan(shards, out, workers, chunk_bytes, opts)
     report = FilterReport(
@@ -308,7 +284,7 @@ def filter_captions(
     )
     try:
         with _progress(progress, len(tasks)) as on_rows:
-            results = _execute(tasks, workers, on_rows)
+            results = execute_tasks(tasks, workers, on_rows)
         _assemble(tasks, results, out, report)
     finally:  # whatever happened, leave no temp files behind
         for t in tasks:

@@ -1,4 +1,4 @@
-"""The SEA entity index: the YAML tables in ``sea_entities/``, validated and matched.
+"""The SEA entity index: the YAML tables in ``entities/``, validated and matched.
 
 Latin-script aliases match whole words case-insensitively (``cased`` ones only as written),
 Thai/Lao/Khmer/Burmese/Tamil/Chinese ones as substrings, and ``masks.yaml`` blanks out
@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from sealion_vl.data.sea_lang import _SPACELESS, _WORD, _script_of
+from sealion_vl.data.sea.lang import SPACELESS_SCRIPTS, WORD_RE, script_of
 from sealion_vl.errors import SealionError
 
 __all__ = ["EntityDataError"]
 
 
 class EntityDataError(SealionError, ValueError):
-    """A file in ``sea_entities/`` is malformed."""
+    """A file in ``entities/`` is malformed."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class _Entity:
 
 
 def _is_spaceless(alias: str) -> bool:
-    return any(_script_of(c) in _SPACELESS for c in alias)
+    return any(script_of(c) in SPACELESS_SCRIPTS for c in alias)
 
 
 def _key(words: list[str]) -> str:
@@ -62,7 +62,7 @@ class _EntityIndex:
             a = alias.casefold().removesuffix("\u0bcd")
             self.substr.setdefault(a[0], []).append((a, ent))
             return
-        words = _WORD.findall(alias if cased else alias.casefold())
+        words = WORD_RE.findall(alias if cased else alias.casefold())
         if not words:
             raise EntityDataError(f"{where}: alias {alias!r} has no letters")
         table: dict[str, Any] = self.cased if cased else self.words
@@ -85,7 +85,7 @@ class _EntityIndex:
 
 
 def _entity_files() -> list[tuple[str, str]]:
-    folder = resources.files("sealion_vl.data").joinpath("sea_entities")
+    folder = resources.files("sealion_vl.data.sea").joinpath("entities")
     files = [p for p in folder.iterdir() if p.name.endswith(".yaml")]
     return sorted((p.name, p.read_text(encoding="utf-8")) for p in files)
 
@@ -100,21 +100,21 @@ def _parse_weight(value: Any, where: str) -> float:
 
 
 @functools.cache
-def _entity_index() -> _EntityIndex:
+def entity_index() -> _EntityIndex:
     index = _EntityIndex()
     for fname, text in _entity_files():
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise EntityDataError(f"sea_entities/{fname} is not valid YAML: {e}") from e
+            raise EntityDataError(f"sea/entities/{fname} is not valid YAML: {e}") from e
         if not isinstance(doc, dict):
-            raise EntityDataError(f"sea_entities/{fname}: expected a mapping at the top")
+            raise EntityDataError(f"sea/entities/{fname}: expected a mapping at the top")
         for phrase in doc.get("mask", []) or []:
             phrase = unicodedata.normalize("NFC", str(phrase)).casefold()
             if _is_spaceless(phrase):
                 index.mask_substr.append(phrase)
             else:
-                words = _WORD.findall(phrase)
+                words = WORD_RE.findall(phrase)
                 index.masks[_key(words)] = (None, True)
                 index.mask_first.add(words[0])
                 index.max_words = max(index.max_words, len(words))
@@ -122,11 +122,11 @@ def _entity_index() -> _EntityIndex:
             continue
         kind = doc.get("kind")
         if not isinstance(kind, str) or not kind:
-            raise EntityDataError(f"sea_entities/{fname}: needs a 'kind' (e.g. dish)")
-        default_w = _parse_weight(doc.get("weight", 0.6), f"sea_entities/{fname}")
+            raise EntityDataError(f"sea/entities/{fname}: needs a 'kind' (e.g. dish)")
+        default_w = _parse_weight(doc.get("weight", 0.6), f"sea/entities/{fname}")
         plural = bool(doc.get("plural", False))
         for i, item in enumerate(doc["entities"]):
-            where = f"sea_entities/{fname} entity #{i + 1}"
+            where = f"sea/entities/{fname} entity #{i + 1}"
             if isinstance(item, str):
                 item = {"name": item.casefold(), "aliases": [item]}
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -181,9 +181,9 @@ def _match_words(
     return out
 
 
-def _find_entities(text: str, has_spaceless: bool) -> list[_Entity]:
-    idx = _entity_index()
-    raw_words = _WORD.findall(text)
+def find_entities(text: str, has_spaceless: bool) -> list[_Entity]:
+    idx = entity_index()
+    raw_words = WORD_RE.findall(text)
     words = [w.casefold() for w in raw_words]
     # blank out homonym phrases ("burmese python") before matching anything
     masks = _match_words(words, idx.masks, idx.mask_first, idx.max_words, True)

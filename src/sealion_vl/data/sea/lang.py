@@ -1,4 +1,4 @@
-"""Scripts and language ID for the SEA relevance score (:mod:`sealion_vl.data.sea_score`).
+"""Scripts and language ID for the SEA relevance score (:mod:`sealion_vl.data.sea.score`).
 
 Language ID is ``py3langid`` (a Naive Bayes model shipped inside the package, nothing is
 downloaded); Thai, Lao, Khmer, Burmese and Tamil are recognised from Unicode blocks, which is
@@ -16,14 +16,14 @@ from typing import Any
 __all__ = ["SEA_LANGUAGES", "detect_language"]
 
 _LANGID_MIN_MASS = 0.5  # SEA probability mass below this is not language evidence
-_LANGID_FULL_MASS = 0.75  # ... and at or above this it counts fully
+LANGID_FULL_MASS = 0.75  # ... and at or above this it counts fully
 _LANGID_MIN_WORDS = 3  # Latin-script captions shorter than this count half
 
 # Burmese, Filipino/Tagalog, Indonesian, Khmer, Lao, Malay, Tamil, Thai, Vietnamese, Javanese,
 # Sundanese; ace (Acehnese) and bcl (Bikol) are regional SEA languages py3langid also knows.
 SEA_LANGUAGES = frozenset({"my", "tl", "id", "km", "lo", "ms", "ta", "th", "vi", "jv", "su"})
 _SEA_LANGID = SEA_LANGUAGES | {"ace", "bcl"}
-_LANG_ALIASES = {
+LANG_ALIASES = {
     "fil": "tl", "tgl": "tl", "filipino": "tl", "tagalog": "tl", "ind": "id", "in": "id",
     "indonesian": "id", "msa": "ms", "zsm": "ms", "may": "ms", "malay": "ms", "tha": "th",
     "thai": "th", "vie": "vi", "vietnamese": "vi", "khm": "km", "khmer": "km", "lao": "lo",
@@ -59,12 +59,12 @@ _BLOCKS = (
     (0xF900, 0xFAFF, "han"),
 )
 _SEA_SCRIPTS = ("th", "lo", "km", "my", "ta")
-_SPACELESS = frozenset(_SEA_SCRIPTS + ("han", "kana"))
-_WORD = re.compile(r"\w+")
+SPACELESS_SCRIPTS = frozenset(_SEA_SCRIPTS + ("han", "kana"))
+WORD_RE = re.compile(r"\w+")
 
 
 @functools.cache
-def _script_of(ch: str) -> str:
+def script_of(ch: str) -> str:
     o = ord(ch)
     for lo, hi, name in _BLOCKS:
         if lo <= o <= hi:
@@ -72,14 +72,14 @@ def _script_of(ch: str) -> str:
     return "latin" if ch.isalpha() and (o < 0x250 or 0x1E00 <= o <= 0x1EFF) else "other"
 
 
-def _script_counts(text: str) -> dict[str, int]:
+def script_counts(text: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     if text.isascii():
         n = sum(1 for c in text if c.isalpha())
         return {"latin": n} if n else counts
     for c in text:
         if c.isalpha() or unicodedata.category(c).startswith("M"):
-            s = _script_of(c)
+            s = script_of(c)
             counts[s] = counts.get(s, 0) + 1
     return counts
 
@@ -103,11 +103,11 @@ def detect_language(text: str) -> tuple[str, float]:
         it is one (1.0 for the script-identified ones, the SEA probability mass from py3langid
         for Latin-script ones); 0.0 for non-SEA languages.
     """
-    lang, conf, _ = _detect(text, _script_counts(text))
+    lang, conf, _ = detect(text, script_counts(text))
     return lang, conf
 
 
-def _detect(text: str, counts: dict[str, int]) -> tuple[str, float, str | None]:
+def detect(text: str, counts: dict[str, int]) -> tuple[str, float, str | None]:
     """(language, SEA confidence, minority SEA script or None)."""
     total = sum(counts.values())
     if not total:
@@ -123,20 +123,20 @@ def _detect(text: str, counts: dict[str, int]) -> tuple[str, float, str | None]:
     if counts.get("han", 0) >= 0.3 * total:
         return "zh", 0.0, minor
     ranked = _identifier().rank(text)
-    top = _LANG_ALIASES.get(ranked[0][0], ranked[0][0])
+    top = LANG_ALIASES.get(ranked[0][0], ranked[0][0])
     mass = sum(p for code, p in ranked if code in _SEA_LANGID)
-    words = [w.casefold() for w in _WORD.findall(text)]
+    words = [w.casefold() for w in WORD_RE.findall(text)]
     english = sum(1 for w in words if w in _ENGLISH_MARKERS)
     if english >= 2 and english >= 0.2 * len(words):
         # py3langid reads short English captions full of foreign names as Bikol or Pidgin
         return ("en" if top in _SEA_LANGID | {"pcm"} else top), 0.0, minor
     if top in _SEA_LANGID and len(set(words) & _SUNDANESE_MARKERS) >= 2:
         # the model has no Sundanese; two of its function words are our evidence instead
-        return "su", max(mass, _LANGID_FULL_MASS), minor
+        return "su", max(mass, LANGID_FULL_MASS), minor
     if mass < _LANGID_MIN_MASS:
         return top, 0.0, minor
     if top not in _SEA_LANGID:
         top = next(code for code, _ in ranked if code in _SEA_LANGID)
     if len(words) < _LANGID_MIN_WORDS:  # "Malaga beach" -> Tagalog: too short to trust alone
-        mass = 0.5 * min(mass, _LANGID_FULL_MASS)
+        mass = 0.5 * min(mass, LANGID_FULL_MASS)
     return top, mass, minor

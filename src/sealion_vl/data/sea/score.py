@@ -1,7 +1,7 @@
 """Southeast-Asian relevance score of one caption (``score_caption``).
 
-Used by the caption filter job (:mod:`sealion_vl.data.sea_filter`); language ID lives in
-:mod:`sealion_vl.data.sea_lang` and the entity tables in :mod:`sealion_vl.data.sea_index`.
+Used by the caption filter job (:mod:`sealion_vl.data.sea.filter`); language ID lives in
+:mod:`sealion_vl.data.sea.lang` and the entity tables in :mod:`sealion_vl.data.sea.index`.
 
 How a caption is scored (deterministic; every weight is a module constant or a data file):
 each piece of evidence ``i`` has a weight ``w_i`` in (0, 1] and they are combined as a noisy-OR,
@@ -31,7 +31,7 @@ Language ID is ``py3langid`` (a Naive Bayes model shipped inside the package, no
 downloaded); the five scripts above are recognised from Unicode blocks, which is exact, and
 py3langid handles the Latin-script languages (id, ms, tl, vi, jv; Sundanese is recognised
 from a few of its function words since the model has no ``su``). The entity tables are the
-YAML files in ``sea_entities/``: Latin-script aliases match whole words case-insensitively
+YAML files in ``entities/``: Latin-script aliases match whole words case-insensitively
 (``cased`` ones only as written), Thai/Lao/Khmer/Burmese/Tamil/Chinese ones as substrings, and
 ``masks.yaml`` blanks out homonyms ("Java programming", "Burmese python") first.
 """
@@ -44,14 +44,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealion_vl.data.sea_index import _SPACELESS, EntityDataError, _find_entities
-from sealion_vl.data.sea_lang import (
-    _LANG_ALIASES,
-    _LANGID_FULL_MASS,
+from sealion_vl.data.sea.index import find_entities
+from sealion_vl.data.sea.lang import (
+    LANG_ALIASES,
+    LANGID_FULL_MASS,
     SEA_LANGUAGES,
-    _detect,
-    _script_counts,
-    detect_language,
+    SPACELESS_SCRIPTS,
+    detect,
+    script_counts,
 )
 
 __all__ = [
@@ -60,11 +60,8 @@ __all__ = [
     "META_LANG_WEIGHT",
     "MINOR_SCRIPT_WEIGHT",
     "SEA_COUNTRIES",
-    "SEA_LANGUAGES",
     "ZH_ENTITY_WEIGHT",
-    "EntityDataError",
     "ScoreResult",
-    "detect_language",
     "score_caption",
 ]
 
@@ -134,7 +131,7 @@ def _country_code(value: str, *, lone_is_country: bool) -> str | None:
 
 def _lang_code(value: str) -> str:
     v = re.split(r"[-_.@]", value.strip(), maxsplit=1)[0].casefold()
-    return _LANG_ALIASES.get(v, v)
+    return LANG_ALIASES.get(v, v)
 
 
 def _meta_evidence(meta: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -175,15 +172,15 @@ def score_caption(text: str, meta: Mapping[str, Any] | None = None) -> ScoreResu
         A :class:`ScoreResult`; the same input always gives the same result.
     """
     text = unicodedata.normalize("NFC", text or "")
-    counts = _script_counts(text)
-    language, sea_conf, minor = _detect(text, counts)
+    counts = script_counts(text)
+    language, sea_conf, minor = detect(text, counts)
     evidence: list[tuple[str, float]] = []
     if sea_conf > 0:
-        w = LANG_WEIGHT * min(1.0, sea_conf / _LANGID_FULL_MASS)
+        w = LANG_WEIGHT * min(1.0, sea_conf / LANGID_FULL_MASS)
         evidence.append((f"lang:{language}", w))
     if minor:
         evidence.append((f"script:{minor}", MINOR_SCRIPT_WEIGHT))
-    entities = _find_entities(text, any(s in counts for s in _SPACELESS)) if text else []
+    entities = find_entities(text, any(s in counts for s in SPACELESS_SCRIPTS)) if text else []
     if entities and language == "zh":
         evidence.append(("lang:zh", ZH_ENTITY_WEIGHT))
     evidence += [(f"entity:{e.kind}:{e.name}", e.weight) for e in entities]
