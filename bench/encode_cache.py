@@ -52,7 +52,7 @@ def main() -> int:
     import torch
     from safetensors.torch import load_file
 
-    from sealion_vl.nano.build import _recipe_path
+    from sealion_vl.nano.build import recipe_path
     from sealion_vl.nano.synth import generate
     from sealion_vl.runtime.load import resolve
     from sealion_vl.train import load_recipe, run
@@ -77,7 +77,7 @@ def main() -> int:
             "max_steps": args.steps,
             "save_every": None,
         }
-        result = run(load_recipe(_recipe_path("nano-sft"), overrides), progress=False)
+        result = run(load_recipe(recipe_path("nano-sft"), overrides), progress=False)
         rows = (out / "metrics.jsonl").read_text().splitlines()
         wall = json.loads(rows[-1])["elapsed_s"]
         stats = json.loads((out / "data_report.json").read_text())["encode_cache"]

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from sealion_vl.data.readers import _open_source, read_dataset, read_jsonl, read_tar
-from sealion_vl.data.records import _URL, IMAGE_MARKER, _Skip, caption_to_messages
+from sealion_vl.data.readers import open_source, read_dataset, read_jsonl, read_tar
+from sealion_vl.data.records import IMAGE_MARKER, URL_SCHEME, SkipRecord, caption_to_messages
 from sealion_vl.errors import MediaError, MessageFormatError
 from sealion_vl.media import MediaLimits, load_image
 from sealion_vl.messages import Message, parse_conversation
@@ -157,7 +157,7 @@ def _local(src: str) -> tuple[str, str | None]:
     """``src``'s URL scheme ("" for a path) and the local file it names (None if remote)."""
     if src[:5].lower() == "data:":
         return "data", None
-    scheme = _URL.match(src).group(1).lower() if _URL.match(src) else ""
+    scheme = URL_SCHEME.match(src).group(1).lower() if URL_SCHEME.match(src) else ""
     if scheme == "file":
         return scheme, urllib.parse.unquote(urllib.parse.urlsplit(src).path)
     return scheme, None if scheme else src
@@ -171,7 +171,7 @@ def _check_av(kind: str, src: Any) -> None:
     """
     local = _local(src)[1] if isinstance(src, str) else None
     if local is not None and not Path(local).is_file():
-        raise _Skip("missing_media", f"no such {kind} file: {local}")
+        raise SkipRecord("missing_media", f"no such {kind} file: {local}")
 
 
 def _load(src: Any, limits: MediaLimits, fetch_urls: bool) -> Image.Image:
@@ -180,15 +180,15 @@ def _load(src: Any, limits: MediaLimits, fetch_urls: bool) -> Image.Image:
         scheme, local = _local(src)
         remote = scheme in ("http", "https")
         if remote and not fetch_urls:
-            raise _Skip("missing_image", f"URL not fetched in training: {src[:120]}")
+            raise SkipRecord("missing_image", f"URL not fetched in training: {src[:120]}")
         if local is not None and not limits.allow_local_files:
-            raise _Skip("missing_image", f"local files are not allowed by the limits: {local}")
+            raise SkipRecord("missing_image", f"local files are not allowed by the limits: {local}")
         if local is not None and not Path(local).is_file():
-            raise _Skip("missing_image", f"no such file: {local}")
+            raise SkipRecord("missing_image", f"no such file: {local}")
     try:
         return load_image(src, limits)
     except MediaError as exc:
-        raise _Skip("missing_image" if remote else "corrupt_image", str(exc)) from exc
+        raise SkipRecord("missing_image" if remote else "corrupt_image", str(exc)) from exc
 
 
 def iter_samples(
@@ -230,7 +230,7 @@ def iter_samples(
     if max_tokens is not None and count_tokens is None:
         raise ValueError("max_tokens needs count_tokens (a function sample -> token count)")
     limits = limits or MediaLimits()
-    thunks = _open_source(source, image_root, split, kind, caption_prompt, limits)
+    thunks = open_source(source, image_root, split, kind, caption_prompt, limits)
     return _samples(thunks, report, max_tokens, count_tokens, limits, fetch_urls)
 
 
@@ -249,7 +249,7 @@ def _samples(thunks, report, max_tokens, count_tokens, limits, fetch_urls) -> It
             except MessageFormatError as exc:
                 report.add(rec["id"], "bad_record", str(exc))
                 continue
-            except _Skip as skip:
+            except SkipRecord as skip:
                 report.add(rec["id"], skip.reason, skip.detail)
                 continue
             sample = Sample(rec["id"], messages, rec["kind"], rec["meta"])

@@ -1,7 +1,7 @@
 """Sources -> normalised records: JSONL, WebDataset tar shards and HF ``datasets``.
 
 Each reader streams one source as :mod:`sealion_vl.data.records` dicts and never decodes an
-image; :func:`_open_source` checks a whole ``iter_samples`` source up front (so a missing file
+image; :func:`open_source` checks a whole ``iter_samples`` source up front (so a missing file
 raises at call time, not mid-epoch) and returns one lazy thunk per part. Relative image paths
 resolve against ``image_root`` or else the JSONL's (dataset's) folder.
 """
@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sealion_vl.data.records import _IMAGE_KEYS, _TEXT_KEYS, _err, _normalise, _Skip
+from sealion_vl.data.records import IMAGE_KEYS, TEXT_KEYS, SkipRecord, error_record, normalise
 from sealion_vl.media import MediaLimits
 
 _IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -75,12 +75,14 @@ def _jsonl_records(path: Path, resolve, kind: str, prompt: str) -> Iterator[dict
                 try:
                     record = json.loads(raw)
                 except ValueError as exc:  # includes UnicodeDecodeError
-                    yield _err(fallback, "bad_record", f"invalid JSON: {exc}", meta)
+                    yield error_record(fallback, "bad_record", f"invalid JSON: {exc}", meta)
                     continue
-                yield _normalise(record, fallback, meta, kind, prompt, resolve)
+                yield normalise(record, fallback, meta, kind, prompt, resolve)
     except (OSError, EOFError, zlib.error) as exc:
         detail = f"file unreadable after line {line_no}: {exc}"
-        yield _err(f"{path.name}:{line_no + 1}", "bad_record", detail, {"source": str(path)})
+        yield error_record(
+            f"{path.name}:{line_no + 1}", "bad_record", detail, {"source": str(path)}
+        )
 
 
 def split_key(name: str) -> tuple[str, str]:
@@ -138,7 +140,7 @@ def _tar_records(path: Path, kind: str, prompt: str, limits: MediaLimits) -> Ite
             yield _tar_sample(path, key, members, kind, prompt)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         detail = f"shard unreadable after {count} samples: {exc}"
-        yield _err(f"{path.name}:{key}", "bad_record", detail, {"source": str(path)})
+        yield error_record(f"{path.name}:{key}", "bad_record", detail, {"source": str(path)})
 
 
 def _tar_sample(path: Path, key: str, members: dict, kind: str, prompt: str) -> dict:
@@ -151,7 +153,7 @@ def _tar_sample(path: Path, key: str, members: dict, kind: str, prompt: str) -> 
     image_exts = sorted((e for e in members if e.rpartition(".")[2] in _IMAGE_EXTS), key=order)
 
     def fail(reason: str, detail: str) -> dict:
-        return _err(key, reason, detail, meta)
+        return error_record(key, reason, detail, meta)
 
     if any(members[e] is None for e in image_exts):
         return fail("corrupt_image", "an image member is over MediaLimits.max_bytes")
@@ -168,7 +170,7 @@ def _tar_sample(path: Path, key: str, members: dict, kind: str, prompt: str) -> 
     def resolve(ref: str) -> bytes:  # an image named inside the json: "jpg" or "KEY.jpg"
         ext = ref.lower().removeprefix(stem.lower() + ".")
         if members.get(ext) is None:
-            raise _Skip("missing_image", f"no member {ref!r} under key {key!r}")
+            raise SkipRecord("missing_image", f"no member {ref!r} under key {key!r}")
         return members[ext]
 
     if "messages" in record or "conversations" in record:
@@ -179,9 +181,9 @@ def _tar_sample(path: Path, key: str, members: dict, kind: str, prompt: str) -> 
         record["image"] = members[image_exts[0]]
         if text is not None:
             record["caption"] = text
-        elif not any(k in record for k in _TEXT_KEYS):
+        elif not any(k in record for k in TEXT_KEYS):
             return fail("bad_record", "neither a .txt nor a caption in .json")
-    return _normalise(record, key, meta, kind, prompt, resolve)
+    return normalise(record, key, meta, kind, prompt, resolve)
 
 
 def read_dataset(
@@ -224,12 +226,12 @@ def _dataset_records(rows, name, image_col, images_col, root, kind, prompt) -> I
     resolve = _path_resolver(root)
     for index, row in enumerate(rows):
         record = dict(row)
-        if image_col and not any(record.get(k) is not None for k in _IMAGE_KEYS):
+        if image_col and not any(record.get(k) is not None for k in IMAGE_KEYS):
             record["image"] = record.pop(image_col)
         if images_col and "images" not in record:
             record["images"] = record.pop(images_col)
         meta = {"source": name, "index": index}
-        yield _normalise(record, f"{name}:{index}", meta, kind, prompt, resolve)
+        yield normalise(record, f"{name}:{index}", meta, kind, prompt, resolve)
 
 
 # --------------------------------------------------------------------------- sources
@@ -253,13 +255,13 @@ def _expand(pattern: str) -> list[Path]:
     return [Path(pattern)]
 
 
-def _open_source(source: Any, image_root, split, kind, prompt, limits) -> list[Callable]:
+def open_source(source: Any, image_root, split, kind, prompt, limits) -> list[Callable]:
     """Check the source now; return thunks that open each part lazily, in order."""
     opts = {"kind": kind, "caption_prompt": prompt}
     if (type(source).__module__ or "").startswith("datasets"):
         return [partial(read_dataset, source, split=split, image_root=image_root, **opts)]
     if isinstance(source, (list, tuple)):
-        return [t for s in source for t in _open_source(s, image_root, split, kind, prompt, limits)]
+        return [t for s in source for t in open_source(s, image_root, split, kind, prompt, limits)]
     paths = _expand(str(source)) if isinstance(source, str) else [Path(source)]
     if not paths:
         raise FileNotFoundError(f"No file matches {source!r}.")

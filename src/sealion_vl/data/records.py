@@ -2,7 +2,7 @@
 
 A normalised record is a plain dict ``{"id", "kind", "messages" (HF-style dicts, image sources
 resolved), "meta"}``, or ``{"id", "error", "detail", "meta"}`` for a row that cannot be used;
-:func:`_normalise` never raises. No image is decoded here (that is
+:func:`normalise` never raises. No image is decoded here (that is
 :func:`sealion_vl.data.formats.iter_samples`' job).
 
 Record shapes recognised (``kind="auto"``):
@@ -38,8 +38,8 @@ _RAW_IMAGE_TOKENS = (
     "<|video_pad|>", "<|image|>", "<|video|>",
 )  # fmt: skip
 _ID_KEYS = ("id", "key", "__key__")
-_IMAGE_KEYS = ("image", "image_path", "image_url", "url", "img", "file_name", "jpg", "png")
-_TEXT_KEYS = ("caption", "captions", "text", "txt")
+IMAGE_KEYS = ("image", "image_path", "image_url", "url", "img", "file_name", "jpg", "png")
+TEXT_KEYS = ("caption", "captions", "text", "txt")
 _MEDIA_KEYS = ("url", "path", "image", "video", "audio", "data", "bytes")
 # ShareGPT "from" values (LLaMA-Factory's tags included) and OpenAI/HF roles.
 _ROLE_MAP = {
@@ -47,15 +47,18 @@ _ROLE_MAP = {
     "model": "assistant", "function_call": "assistant", "system": "system",
     "developer": "system", "observation": "tool", "tool": "tool",
 }  # fmt: skip
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 _MARKER_SPLIT = re.compile(f"({re.escape(IMAGE_MARKER)})")
 
 
-def _err(id: str, reason: str, detail: str, meta: dict) -> dict:
+def error_record(id: str, reason: str, detail: str, meta: dict) -> dict:
+    """The normalised record of a row that cannot be used (``reason`` is a skip-report key)."""
     return {"id": id, "error": reason, "detail": detail, "meta": meta}
 
 
-class _Skip(Exception):
+class SkipRecord(Exception):
+    """Raised inside the data pipeline for a row to skip; ``reason`` is a skip-report key."""
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, detail
@@ -78,7 +81,7 @@ def caption_to_messages(image: Any, caption: str, prompt: str = "") -> list[Mess
 
 def _is_url(src: str) -> bool:
     """A URL or data: URI (used as given), as opposed to a path (resolved against a root)."""
-    return src[:5].lower() == "data:" or _URL.match(src) is not None
+    return src[:5].lower() == "data:" or URL_SCHEME.match(src) is not None
 
 
 def _image_ref(value: Any, resolve: Callable[[str], Any]) -> Any:
@@ -91,7 +94,7 @@ def _image_ref(value: Any, resolve: Callable[[str], Any]) -> Any:
         return value if _is_url(value) else resolve(value)
     if isinstance(value, (bytes, bytearray, Image.Image)):
         return value
-    raise _Skip("missing_image", f"no usable image reference ({type(value).__name__})")
+    raise SkipRecord("missing_image", f"no usable image reference ({type(value).__name__})")
 
 
 def _split_markers(text: str) -> list[dict]:
@@ -117,14 +120,14 @@ def _content_parts(content: Any, resolve: Callable[[str], Any]) -> list[dict]:
     if isinstance(content, str):
         return _split_markers(content)
     if not isinstance(content, list):
-        raise _Skip("bad_record", f"message content is a {type(content).__name__}")
+        raise SkipRecord("bad_record", f"message content is a {type(content).__name__}")
     parts: list[dict] = []
     for raw in content:
         if isinstance(raw, str):
             parts.extend(_split_markers(raw))
             continue
         if not isinstance(raw, dict):
-            raise _Skip("bad_record", f"content part is a {type(raw).__name__}")
+            raise SkipRecord("bad_record", f"content part is a {type(raw).__name__}")
         p = {k: v for k, v in raw.items() if v is not None}  # Arrow structs fill in None
         kind = p.get("type")
         if kind in ("text", "input_text"):
@@ -148,22 +151,24 @@ def _content_parts(content: Any, resolve: Callable[[str], Any]) -> list[dict]:
 def _conversation(record: dict, resolve: Callable[[str], Any]) -> list[dict]:
     raw = record.get("messages", record.get("conversations"))
     if not isinstance(raw, list) or not raw:
-        raise _Skip("bad_record", "'messages'/'conversations' must be a non-empty list")
+        raise SkipRecord("bad_record", "'messages'/'conversations' must be a non-empty list")
     images = record.get("images", record.get("image"))
     images = [] if images is None else images if isinstance(images, list) else [images]
     messages = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
-            raise _Skip("bad_record", f"message {i} is a {type(m).__name__}, not a dict")
+            raise SkipRecord("bad_record", f"message {i} is a {type(m).__name__}, not a dict")
         sharegpt = "from" in m and "role" not in m
         role = _ROLE_MAP.get(m.get("from") if sharegpt else m.get("role"))
         if role is None:
-            raise _Skip("bad_record", f"message {i}: unknown role {m.get('role', m.get('from'))!r}")
+            raise SkipRecord(
+                "bad_record", f"message {i}: unknown role {m.get('role', m.get('from'))!r}"
+            )
         content = _content_parts(m.get("value") if sharegpt else m.get("content"), resolve)
         messages.append({"role": role, "content": content})
     slots = [p for m in messages for p in m["content"] if p.pop("_slot", False)]
     if len(slots) != len(images):
-        raise _Skip(
+        raise SkipRecord(
             "image_token_mismatch",
             f"{len(slots)} image placeholder(s) (<image> markers or bare image parts) "
             f"for {len(images)} image(s)",
@@ -173,11 +178,11 @@ def _conversation(record: dict, resolve: Callable[[str], Any]) -> list[dict]:
     _check_raw_tokens(p.get("text", "") for m in messages for p in m["content"])
     answers = [m for m in messages if m["role"] == "assistant"]
     if not answers:
-        raise _Skip("empty_text", "no assistant turn")
+        raise SkipRecord("empty_text", "no assistant turn")
     for m in answers:
         text = "".join(p.get("text", "") for p in m["content"] if p.get("type") == "text")
         if not text.strip():
-            raise _Skip("empty_text", "an assistant turn has no text")
+            raise SkipRecord("empty_text", "an assistant turn has no text")
     return messages
 
 
@@ -185,7 +190,7 @@ def _check_raw_tokens(texts: Iterable[str]) -> None:
     for text in texts:
         token = next((t for t in _RAW_IMAGE_TOKENS if t in text), None)
         if token:
-            raise _Skip(
+            raise SkipRecord(
                 "image_token_mismatch",
                 f"text holds the raw model token {token!r}, which the processor would take "
                 "for an image; use image parts or <image> markers",
@@ -193,17 +198,17 @@ def _check_raw_tokens(texts: Iterable[str]) -> None:
 
 
 def _caption(record: dict, resolve: Callable[[str], Any], prompt: str, meta: dict) -> list[dict]:
-    key = next((k for k in _IMAGE_KEYS if record.get(k) is not None), None)
-    text_key = next((k for k in _TEXT_KEYS if k in record), None)
+    key = next((k for k in IMAGE_KEYS if record.get(k) is not None), None)
+    text_key = next((k for k in TEXT_KEYS if k in record), None)
     if key is None or text_key is None:
-        raise _Skip("bad_record", f"not a caption record (keys: {sorted(record)[:12]})")
+        raise SkipRecord("bad_record", f"not a caption record (keys: {sorted(record)[:12]})")
     text = record[text_key]
     if isinstance(text, list):
         if len(text) > 1:
             meta["captions"] = [t for t in text if isinstance(t, str)]
         text = next((t for t in text if isinstance(t, str) and t.strip()), "")
     if not isinstance(text, str) or not text.strip():
-        raise _Skip("empty_text", f"empty {text_key!r}")
+        raise SkipRecord("empty_text", f"empty {text_key!r}")
     _check_raw_tokens([text, prompt])
     return _caption_dicts(_image_ref(record[key], resolve), text, prompt)
 
@@ -223,14 +228,14 @@ def _scalar_meta(record: dict, used: Iterable[str]) -> dict:
     }
 
 
-def _normalise(
+def normalise(
     record: Any, fallback_id: str, meta: dict, kind: str, prompt: str, resolve: Callable
 ) -> dict:
     """One raw row as a normalised record (or an error record); never raises."""
     rid = fallback_id
     try:
         if not isinstance(record, dict):
-            raise _Skip(
+            raise SkipRecord(
                 "bad_record", f"a record must be a JSON object, got {type(record).__name__}"
             )
         found = next((record[k] for k in _ID_KEYS if isinstance(record.get(k), (str, int))), None)
@@ -238,18 +243,18 @@ def _normalise(
         shape = kind
         if shape == "auto":
             shape = "conversation" if ("messages" in record or "conversations" in record) else ""
-            if not shape and any(record.get(k) is not None for k in _IMAGE_KEYS):
+            if not shape and any(record.get(k) is not None for k in IMAGE_KEYS):
                 shape = "caption"
             if not shape:
-                raise _Skip("bad_record", f"unrecognised record (keys: {sorted(record)[:12]})")
-        meta = {**_scalar_meta(record, (*_ID_KEYS, *_IMAGE_KEYS, *_TEXT_KEYS)), **meta}
+                raise SkipRecord("bad_record", f"unrecognised record (keys: {sorted(record)[:12]})")
+        meta = {**_scalar_meta(record, (*_ID_KEYS, *IMAGE_KEYS, *TEXT_KEYS)), **meta}
         if shape == "conversation":
             meta.pop("images", None)
             messages = _conversation(record, resolve)
         else:
             messages = _caption(record, resolve, prompt, meta)
         return {"id": rid, "kind": shape, "messages": messages, "meta": meta}
-    except _Skip as skip:
+    except SkipRecord as skip:
         return {"id": rid, "error": skip.reason, "detail": skip.detail, "meta": meta}
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # untrusted odd shapes
         return {"id": rid, "error": "bad_record", "detail": repr(exc), "meta": meta}

@@ -50,7 +50,8 @@ SMOKE = BuildPlan(
 )
 
 
-def _recipe_path(name: str) -> Path:
+def recipe_path(name: str) -> Path:
+    """The shipped recipe ``train/recipes/<name>.yaml`` (e.g. ``nano-sft``)."""
     return Path(str(resources.files("sealion_vl"))) / "train" / "recipes" / f"{name}.yaml"
 
 
@@ -127,7 +128,7 @@ def build_nano(
         if plan.steps:
             overrides["max_steps"] = plan.steps[i]
             overrides["optim.warmup_steps"] = 0
-        recipe = load_recipe(_recipe_path(stage), overrides)
+        recipe = load_recipe(recipe_path(stage), overrides)
         # each recipe keeps its own seed; the plan's seed shifts them all
         recipe = recipe.model_copy(update={"seed": recipe.seed + plan.seed})
         if not (target / "DONE").exists():
