@@ -9,7 +9,19 @@ def __getattr__(name: str):
         from sealion_vl import runtime
 
         return getattr(runtime, name)
+    if name in ("parse_reply", "ParsedReply"):  # no torch: replies parse anywhere
+        from sealion_vl import families
+
+        return getattr(families, name)
     raise AttributeError(f"module 'sealion_vl' has no attribute {name!r}")
 
 
-__all__ = ["ChatModel", "ChatResult", "GenerationSettings", "__version__", "load"]
+__all__ = [
+    "ChatModel",
+    "ChatResult",
+    "GenerationSettings",
+    "ParsedReply",
+    "__version__",
+    "load",
+    "parse_reply",
+]

@@ -6,10 +6,16 @@ send ``{"type": "image", "url" | "path" | "image": ...}``. Everything downstream
 adapters, the engine, the server, training data) sees only :class:`Message` / :class:`Part`.
 Media are not decoded here: a part keeps its source, and the engine loads it through
 :mod:`sealion_vl.media` so every path shares one set of limits.
+
+Tool use follows OpenAI's shape: an assistant message may carry ``tool_calls``
+(``[{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}]``, content
+may then be ``None``) and a ``tool`` message answers one call (``tool_call_id``, ``name``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,8 +43,21 @@ class Part:
 
 @dataclass
 class Message:
+    """One turn.
+
+    Attributes:
+        role: system | user | assistant | tool.
+        parts: text and media pieces (may be empty, e.g. an assistant turn that only calls tools).
+        tool_calls: assistant turns only; OpenAI shape, ``arguments`` always a JSON object string.
+        tool_call_id: tool turns only; the id of the call this result answers.
+        name: the tool's name on a tool turn (filled from the matching call when missing).
+    """
+
     role: Role
     parts: list[Part]
+    tool_calls: list[dict] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
     def media(self, kind: PartType) -> list[Part]:
         return [p for p in self.parts if p.type == kind]
@@ -112,7 +131,99 @@ def parse_message(raw: Any, index: int = 0) -> Message:
         parts = [_part(p, f"{where} part {j}") for j, p in enumerate(content)]
     else:
         raise MessageFormatError(f"{where}: 'content' must be a string or a list of parts")
-    return Message(role, parts)
+    calls = raw.get("tool_calls")
+    if calls and role != "assistant":
+        raise MessageFormatError(f"{where}: only assistant messages carry 'tool_calls' ({role})")
+    tool_calls = parse_tool_calls(calls, where) if calls else None
+    call_id, name = raw.get("tool_call_id"), raw.get("name")
+    if call_id is not None and (role != "tool" or not isinstance(call_id, str)):
+        raise MessageFormatError(f"{where}: 'tool_call_id' must be a string on a tool message")
+    if name is not None and not isinstance(name, str):
+        raise MessageFormatError(f"{where}: 'name' must be a string, got {name!r:.40}")
+    return Message(role, parts, tool_calls=tool_calls, tool_call_id=call_id, name=name)
+
+
+def parse_tool_calls(raw: Any, where: str = "tool_calls") -> list[dict]:
+    """Assistant tool calls (OpenAI or HF style) in OpenAI shape, arguments as a JSON string.
+
+    Accepts ``{"id", "type": "function", "function": {"name", "arguments"}}`` and the bare
+    ``{"name", "arguments"}`` form; ``arguments`` may be a JSON object string or a dict.
+    A missing id gets a deterministic ``call_<24 hex>`` one.
+    """
+    if not isinstance(raw, (list, tuple)):
+        raise MessageFormatError(f"{where}: 'tool_calls' must be a list, got {type(raw).__name__}")
+    out = []
+    for j, call in enumerate(raw):
+        at = f"{where} tool call {j}"
+        if not isinstance(call, dict):
+            raise MessageFormatError(f"{at}: expected a dict, got {type(call).__name__}")
+        fn = call.get("function", call)
+        if not isinstance(fn, dict):
+            raise MessageFormatError(f"{at}: 'function' must be a dict with 'name', 'arguments'")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise MessageFormatError(f"{at}: needs a function 'name' string")
+        args = _arguments(fn.get("arguments"), at)
+        call_id = call.get("id")
+        if call_id is None:
+            digest = hashlib.sha256(f"{where}|{j}|{name}|{args}".encode()).hexdigest()
+            call_id = "call_" + digest[:24]
+        elif not isinstance(call_id, str):
+            raise MessageFormatError(f"{at}: 'id' must be a string")
+        out.append(
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+        )
+    return out
+
+
+def _arguments(args: Any, at: str) -> str:
+    if args is None or args == "":
+        return "{}"
+    if isinstance(args, str):
+        try:
+            value = json.loads(args)
+        except ValueError:
+            raise MessageFormatError(
+                f"{at}: 'arguments' is not valid JSON ({args!r:.60}); send a JSON object string"
+            ) from None
+        if not isinstance(value, dict):
+            raise MessageFormatError(f"{at}: 'arguments' must be a JSON object, got {args!r:.60}")
+        return args
+    if isinstance(args, dict):
+        try:
+            return json.dumps(args, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise MessageFormatError(f"{at}: 'arguments' is not JSON-serialisable: {exc}") from None
+    raise MessageFormatError(
+        f"{at}: 'arguments' must be a JSON object string or a dict, got {type(args).__name__}"
+    )
+
+
+def parse_tools(raw: Any) -> list[dict]:
+    """A request's ``tools`` list in OpenAI shape (``{"type": "function", "function": {...}}``).
+
+    Bare function dicts (``{"name", "description", "parameters"}``) are wrapped. Raises
+    :class:`MessageFormatError` naming the tool when a shape is wrong.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)):
+        raise MessageFormatError(f"'tools' must be a list, got {type(raw).__name__}")
+    out = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, dict):
+            raise MessageFormatError(f"tool {i}: expected a dict, got {type(tool).__name__}")
+        if tool.get("type", "function") != "function":
+            raise MessageFormatError(f"tool {i}: only type 'function' is supported")
+        fn = tool.get("function", tool)
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise MessageFormatError(f"tool {i}: needs {{'function': {{'name': ..., ...}}}}")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise MessageFormatError(f"tool {i} ({fn['name']}): 'parameters' must be a dict")
+        fn = {k: v for k, v in fn.items() if k != "type"}
+        out.append({"type": "function", "function": fn})
+    return out
 
 
 def parse_conversation(raw: Any) -> list[Message]:
@@ -125,12 +236,35 @@ def parse_conversation(raw: Any) -> list[Message]:
 
 
 def to_template_messages(messages: list[Message]) -> list[dict]:
-    """HF chat-template form: media become bare ``{"type": kind}`` placeholders."""
+    """HF chat-template form: media become bare ``{"type": kind}`` placeholders.
+
+    Assistant tool calls go in as ``[{"type": "function", "function": {"name", "arguments":
+    <dict>}}]`` (official Qwen3 / Gemma 4 templates iterate the arguments as a mapping); a
+    tool turn carries ``tool_call_id`` and ``name`` and, when it is all text, a plain string
+    content (what templates expect of a tool result).
+    """
     out = []
     for m in messages:
-        content = [
+        content: Any = [
             {"type": "text", "text": p.text} if p.type == "text" else {"type": p.type}
             for p in m.parts
         ]
-        out.append({"role": m.role, "content": content})
+        if m.role == "tool" and all(p.type == "text" for p in m.parts):
+            content = m.text
+        msg: dict = {"role": m.role, "content": content}
+        if m.tool_calls:
+            msg["tool_calls"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": c["function"]["name"],
+                        "arguments": json.loads(c["function"]["arguments"] or "{}"),
+                    },
+                }
+                for c in m.tool_calls
+            ]
+        if m.role == "tool":
+            msg["tool_call_id"] = m.tool_call_id
+            msg["name"] = m.name
+        out.append(msg)
     return out

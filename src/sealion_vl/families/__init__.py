@@ -7,6 +7,15 @@ from sealion_vl.families.base import FamilyAdapter
 from sealion_vl.families.gemma3 import Gemma3Adapter
 from sealion_vl.families.gemma4 import Gemma4Adapter
 from sealion_vl.families.qwen3_vl import Qwen3VLAdapter
+from sealion_vl.families.replies import (
+    ContentDelta,
+    Delta,
+    ParsedReply,
+    ReasoningDelta,
+    ReplyStream,
+    ToolCallDelta,
+    assemble,
+)
 
 ADAPTERS: dict[str, FamilyAdapter] = {
     a.name: a for a in (Gemma3Adapter(), Qwen3VLAdapter(), Gemma4Adapter())
@@ -36,4 +45,42 @@ def adapter_for_architecture(architecture: str) -> tuple[FamilyAdapter, bool]:
     )
 
 
-__all__ = ["ADAPTERS", "FamilyAdapter", "adapter_for_architecture", "get_adapter"]
+def parse_reply(
+    text: str,
+    family: str,
+    *,
+    tools: bool = True,
+    reasoning_open: bool | None = None,
+    id_seed: object = None,
+) -> ParsedReply:
+    """Split a model reply into content, reasoning and OpenAI-shaped tool calls.
+
+    Args:
+        text: the decoded reply (markup tokens such as ``<tool_call>`` kept).
+        family: ``gemma3`` | ``qwen3_vl`` | ``gemma4``.
+        tools: read tool calls (``False``: call markup stays content, e.g. no tools offered).
+        reasoning_open: the prompt opened the reasoning block; ``None`` guesses from the text.
+        id_seed: make tool-call ids reproducible (random ``call_<24 hex>`` when ``None``).
+
+    Returns:
+        :class:`ParsedReply`; malformed markup is left in ``content``, never raised.
+    """
+    return get_adapter(family).parse_reply(
+        text, tools=tools, reasoning_open=reasoning_open, id_seed=id_seed
+    )
+
+
+__all__ = [
+    "ADAPTERS",
+    "ContentDelta",
+    "Delta",
+    "FamilyAdapter",
+    "ParsedReply",
+    "ReasoningDelta",
+    "ReplyStream",
+    "ToolCallDelta",
+    "adapter_for_architecture",
+    "assemble",
+    "get_adapter",
+    "parse_reply",
+]

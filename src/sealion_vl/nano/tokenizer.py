@@ -12,65 +12,11 @@ from collections.abc import Iterable
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from sealion_vl.families import get_adapter
+from sealion_vl.families import ADAPTERS, get_adapter
 
-# Special tokens as the real checkpoints name them (facts.md §2, §5).
-SPECIALS = {
-    "gemma3": {
-        "base": {
-            "pad_token": "<pad>",
-            "eos_token": "<eos>",
-            "bos_token": "<bos>",
-            "unk_token": "<unk>",
-        },
-        "named": {
-            "image_token": "<image_soft_token>",
-            "boi_token": "<start_of_image>",
-            "eoi_token": "<end_of_image>",
-        },
-        "other": ["<start_of_turn>", "<end_of_turn>"],
-    },
-    "qwen3_vl": {
-        "base": {"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>"},
-        "named": {
-            "image_token": "<|image_pad|>",
-            "video_token": "<|video_pad|>",
-            "vision_bos_token": "<|vision_start|>",
-            "vision_eos_token": "<|vision_end|>",
-        },
-        "other": ["<|im_start|>", "<tool_call>", "</tool_call>", "<think>", "</think>"],
-    },
-    "gemma4": {
-        "base": {
-            "pad_token": "<pad>",
-            "eos_token": "<eos>",
-            "bos_token": "<bos>",
-            "unk_token": "<unk>",
-        },
-        "named": {
-            "image_token": "<|image|>",
-            "boi_token": "<|image>",
-            "eoi_token": "<image|>",
-            "audio_token": "<|audio|>",
-            "boa_token": "<|audio>",
-            "eoa_token": "<audio|>",
-            "sot_token": "<|turn>",
-            "eot_token": "<turn|>",
-            "soc_token": "<|channel>",
-            "eoc_token": "<channel|>",
-            "think_token": "<|think|>",
-            "escape_token": '<|"|>',
-            "str_token": "<|tool_response>",
-            "etr_token": "<tool_response|>",
-            "stc_token": "<|tool_call>",
-            "etc_token": "<tool_call|>",
-            "std_token": "<|tool>",
-            "etd_token": "<tool|>",
-        },
-        # <|video|> must already be in the vocab or Gemma4Processor adds it (vocab grows)
-        "other": ["<|video|>", "<mask>"],
-    },
-}
+# Special tokens as the real checkpoints name them (facts.md §2, §5): each family adapter
+# owns its table; this name stays for the code and fixtures that read it from here.
+SPECIALS = {name: adapter.special_tokens for name, adapter in ADAPTERS.items()}
 
 
 # GPT-2's split into words, numbers, punctuation and spaces, with one change: combining
