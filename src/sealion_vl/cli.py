@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sealion_vl import catalog
+from sealion_vl.cli_flags import check_generation, generation_flags
 from sealion_vl.data.filter_cli import data_app
 from sealion_vl.errors import SealionError
 from sealion_vl.nano.cli import nano_app
@@ -82,11 +83,42 @@ def _user_turn(prompt: str, images: list[str], videos: list[str], audios: list[s
     return {"role": "user", "content": parts}
 
 
+def _read_json(path: Path | None, flag: str):
+    """A JSON file given on the command line, or a clear error naming the flag."""
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        _fail(SealionError(f"{flag} {path}: no such file"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        _fail(SealionError(f"{flag} {path}: not valid JSON ({e})"))
+
+
+def _request_options(tools_file, tool_choice, schema_file, reasoning) -> dict:
+    opts: dict = {}
+    tools = _read_json(tools_file, "--tools")
+    if tools is not None:
+        opts["tools"] = tools
+        opts["tool_choice"] = tool_choice
+    schema = _read_json(schema_file, "--json-schema")
+    if schema is not None:
+        opts["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_file.stem, "schema": schema},
+        }
+    if reasoning:
+        opts["reasoning"] = True
+    return opts
+
+
 @app.command()
+@generation_flags
 def chat(
     prompt: Annotated[
         str | None, typer.Argument(help="The question. Leave out for an interactive session.")
     ] = None,
+    *,
     model: Annotated[
         str,
         typer.Option(
@@ -106,29 +138,41 @@ def chat(
         list[Path] | None, typer.Option("--audio", help="Audio file (Gemma 4).")
     ] = None,
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
-    max_new_tokens: Annotated[
-        int | None, typer.Option(help="Most tokens to generate (default: the checkpoint's).")
+    tools: Annotated[
+        Path | None,
+        typer.Option(
+            "--tools",
+            help="JSON file with OpenAI-style tool definitions the model may call; "
+            "calls are printed as JSON.",
+        ),
     ] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="0 for greedy; default: the checkpoint's setting.")
-    ] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass.")] = None,
-    top_k: Annotated[int | None, typer.Option(help="Sample from the k likeliest tokens.")] = None,
-    repetition_penalty: Annotated[
-        float | None, typer.Option(help=">1 discourages repeating tokens.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
-    stop: Annotated[
-        list[str] | None, typer.Option("--stop", help="Stop string; repeat for several.")
+    tool_choice: Annotated[
+        str,
+        typer.Option(
+            "--tool-choice",
+            help="auto (the model decides), required (must call a tool), none, "
+            "or a tool name (must call that one).",
+        ),
+    ] = "auto",
+    json_schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--json-schema",
+            help="JSON Schema file: the reply is forced to be JSON that validates against it.",
+        ),
     ] = None,
     reasoning: Annotated[
-        bool, typer.Option("--reasoning", help="Switch thinking on (Gemma 4).")
+        bool, typer.Option("--reasoning", help="Switch thinking on (Gemma 4, Qwen thinking).")
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, bfloat16, float16 or float32.")] = "auto",
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print answer, token counts and timings as JSON.")
+        bool,
+        typer.Option(
+            "--json", help="Print answer, reasoning, tool calls, token counts and timings as JSON."
+        ),
     ] = False,
+    gen: dict,
 ) -> None:
     """Chat with a model about images (and video/audio where the model takes them).
 
@@ -138,19 +182,12 @@ def chat(
     """
     import sealion_vl
 
-    gen = dict(
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        repetition_penalty=repetition_penalty,
-        seed=seed,
-        stop=stop,
-    )
-    gen = {k: v for k, v in gen.items() if v is not None}
-    _check_generation(gen)
-    if reasoning:
-        gen["reasoning"] = True
+    bad = check_generation(gen)
+    if bad:
+        _fail(SealionError(bad))
+    if tool_choice not in ("auto", "required", "none"):
+        tool_choice = {"type": "function", "function": {"name": tool_choice}}
+    opts = _request_options(tools, tool_choice, json_schema, reasoning)
     for kind, paths in (("image", image), ("video", video), ("audio", audio)):
         for p in paths or []:  # fail before the (slow) model load, not after
             if not p.is_file():
@@ -168,35 +205,21 @@ def chat(
     )
     if prompt is not None:
         try:
-            result = m.chat(history + [_user_turn(prompt, *files)], **gen)
+            result = m.chat(history + [_user_turn(prompt, *files)], **gen, **opts)
         except SealionError as e:
             _fail(e)
         if as_json:
-            print(
-                json.dumps(
-                    {"model": m.name, "answer": result.text, **result.to_dict()}, ensure_ascii=False
-                )
-            )
-        else:
+            payload = {"model": m.name, "answer": result.text, **result.to_dict()}
+            print(json.dumps(payload, ensure_ascii=False))
+            return
+        if result.reasoning:
+            err.print(f"[dim]{result.reasoning}[/]", highlight=False)
+        if result.text or not result.tool_calls:
             print(result.text)
+        for call in result.tool_calls:
+            print(json.dumps(call["function"], ensure_ascii=False))
         return
-    _interactive(m, history, files, gen)
-
-
-def _check_generation(gen: dict) -> None:
-    """Refuse bad sampling flags before the (slow) model load, naming the flag."""
-    from pydantic import ValidationError
-
-    from sealion_vl.runtime.generation import GenerationSettings
-
-    try:
-        GenerationSettings(**gen)
-    except ValidationError as e:
-        bad = "; ".join(
-            f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}"
-            for err in e.errors()
-        )
-        _fail(SealionError(bad))
+    _interactive(m, history, files, {**gen, **opts})
 
 
 def _interactive(m, history: list[dict], files, gen: dict) -> None:
@@ -227,11 +250,18 @@ def _interactive(m, history: list[dict], files, gen: dict) -> None:
             continue
         turn = _user_turn(line, pending_images, list(files[1]), list(files[2]))
         files = (files[0], [], [])
-        reply = []
+        reply, calls = [], {}
         try:
             for delta in m.stream(history + [turn], **gen):
-                reply.append(delta)
-                print(delta, end="", flush=True)
+                kind = type(delta).__name__
+                if kind == "ContentDelta":
+                    reply.append(delta.text)
+                    print(delta.text, end="", flush=True)
+                elif kind == "ReasoningDelta":
+                    err.print(f"[dim]{delta.text}[/]", end="", highlight=False)
+                else:  # a tool call, sent whole
+                    calls[delta.index] = delta
+                    print(json.dumps({"name": delta.name, "arguments": delta.arguments_delta}))
         except SealionError as e:
             err.print(f"[red]error:[/] {e}")
             continue

@@ -53,14 +53,20 @@ def _scenarios(media_dir):
     }
 
 
-def _reference(m, conv) -> str:
-    """Greedy text straight from transformers: the processor's own template + generate."""
+def _reference(m, conv) -> list[int]:
+    """Greedy ids straight from transformers: the processor's own template + generate,
+    up to (not including) the first end-of-turn token."""
     inputs = m.processor.apply_chat_template(
         conv, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True
     )
     with torch.inference_mode():
         out = m.model.generate(**inputs, max_new_tokens=N, do_sample=False)
-    return m.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    ids = out[0, inputs["input_ids"].shape[1] :].tolist()
+    return next((ids[:i] for i, t in enumerate(ids) if t in m._stop_ids), ids)
+
+
+def _content(deltas) -> str:
+    return "".join(d.text for d in deltas if type(d).__name__ == "ContentDelta")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -71,7 +77,7 @@ def test_chat_matches_transformers_greedy(chat_model, media_dir, family, scenari
     m = chat_model(family)
     conv = _scenarios(media_dir)[scenario]
     result = m.chat(conv, max_new_tokens=N, temperature=0)
-    assert result.text == _reference(m, conv)
+    assert result.token_ids == _reference(m, conv)
     assert result.completion_tokens == N or result.finish_reason == "stop"
     n_images = sum(
         p.get("type") == "image"
@@ -101,7 +107,7 @@ def test_stream_concatenates_to_chat(chat_model, media_dir, family):
     pieces = []
     for conv in _scenarios(media_dir).values():
         deltas = list(m.stream(conv, max_new_tokens=N, temperature=0))
-        assert "".join(deltas) == m.chat(conv, max_new_tokens=N, temperature=0).text
+        assert _content(deltas) == m.chat(conv, max_new_tokens=N, temperature=0).text
         pieces.append(len(deltas))
     assert max(pieces) > 1  # it really streams, not one chunk at the end
 
@@ -122,8 +128,11 @@ def test_model_card_pipeline_snippet_gives_the_same_text(checkpoint, chat_model,
         },
     ]
     out = pipe(text=messages, max_new_tokens=N, generate_kwargs={"do_sample": False})
-    ours = chat_model(family).chat(messages, max_new_tokens=N, temperature=0).text
-    assert out[0]["generated_text"][-1]["content"] == ours
+    m = chat_model(family)
+    ids = m.chat(messages, max_new_tokens=N, temperature=0).token_ids
+    assert out[0]["generated_text"][-1]["content"] == m.tokenizer.decode(
+        ids, skip_special_tokens=True
+    )
 
 
 def test_stop_strings_seed_and_generation_config_defaults(chat_model):
@@ -133,7 +142,7 @@ def test_stop_strings_seed_and_generation_config_defaults(chat_model):
     stop = full[3:6]
     cut = m.chat(conv, max_new_tokens=12, temperature=0, stop=[stop])
     assert cut.text == full[: full.index(stop)] and cut.finish_reason == "stop"
-    assert "".join(m.stream(conv, max_new_tokens=12, temperature=0, stop=[stop])) == cut.text
+    assert _content(m.stream(conv, max_new_tokens=12, temperature=0, stop=[stop])) == cut.text
     a = m.chat(conv, max_new_tokens=12, temperature=1.5, seed=7).text
     b = m.chat(conv, max_new_tokens=12, temperature=1.5, seed=7).text
     assert a == b

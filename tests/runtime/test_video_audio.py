@@ -49,6 +49,6 @@ def test_audio_and_openai_input_audio_agree(chat_model, media_dir):
     by_b64 = m.chat(openai, max_new_tokens=6, temperature=0)
     assert by_path.text == by_b64.text
     audio_id = m.tokenizer.convert_tokens_to_ids("<|audio|>")
-    enc = m._encode([_conv("audio", str(wav))], None)
+    enc = m.encoder.encode(_conv("audio", str(wav)))
     assert int((enc["input_ids"] == audio_id).sum()) > 0
     assert "input_features" in enc and torch.isfinite(enc["input_features"]).all()

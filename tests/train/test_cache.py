@@ -10,7 +10,7 @@ from sealion_vl.train import data as data_mod
 from sealion_vl.train import load_recipe, run
 from sealion_vl.train.cache import FeatureCache, feature_bytes
 from sealion_vl.train.data import BatchStream
-from sealion_vl.train.features import Encoder
+from sealion_vl.train.features import FeatureEncoder
 from tests.fixtures import datasets
 
 
@@ -73,7 +73,7 @@ def test_cached_epochs_give_the_same_batches_without_reading_the_source(
     tmp_path, chat_model, source_reads, world
 ):
     m = chat_model("gemma3")
-    encoder = Encoder(m.model, m.processor, m.adapter)
+    encoder = FeatureEncoder(m.model, m.processor, m.adapter)
     recipe = _recipe(tmp_path, _rows_with_a_bad_one(tmp_path))
     for rank in range(world):
         source_reads.clear()
@@ -100,7 +100,7 @@ def test_cached_epochs_give_the_same_batches_without_reading_the_source(
 
 def test_a_byte_cap_bounds_memory_and_changes_nothing(tmp_path, chat_model, source_reads):
     m = chat_model("gemma3")
-    encoder = Encoder(m.model, m.processor, m.adapter)
+    encoder = FeatureEncoder(m.model, m.processor, m.adapter)
     recipe = _recipe(tmp_path, _rows_with_a_bad_one(tmp_path))
     full = FeatureCache(10**9)
     reference, _ = _batches(recipe, encoder, full)
@@ -158,7 +158,7 @@ def test_every_epoch_keeps_the_seeded_shuffle_order_of_the_source(tmp_path, chat
     for rank, world in ((0, 1), (1, 2)):
         stream = BatchStream(
             recipe,
-            Encoder(m.model, m.processor, m.adapter),
+            FeatureEncoder(m.model, m.processor, m.adapter),
             rank=rank,
             world=world,
             cache=FeatureCache(10**9),

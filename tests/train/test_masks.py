@@ -3,7 +3,7 @@
 import pytest
 
 from sealion_vl.messages import parse_conversation
-from sealion_vl.train.features import IGNORE, Encoder
+from sealion_vl.train.features import IGNORE, FeatureEncoder
 from sealion_vl.train.packing import collate
 from tests.conftest import FAMILIES
 
@@ -12,7 +12,7 @@ END = {"gemma3": "<end_of_turn>", "qwen3_vl": "<|im_end|>", "gemma4": "<turn|>"}
 
 def _encoder(chat_model, family):
     m = chat_model(family)
-    return Encoder(m.model, m.processor, m.adapter), m.tokenizer
+    return FeatureEncoder(m.model, m.processor, m.adapter), m.tokenizer
 
 
 def _loss_runs(f, tok):

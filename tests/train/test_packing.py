@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sealion_vl.messages import parse_conversation
-from sealion_vl.train.features import Encoder
+from sealion_vl.train.features import FeatureEncoder
 from sealion_vl.train.packing import collate, pack_greedy, token_losses
 
 
@@ -52,7 +52,7 @@ def test_packed_per_sequence_loss_equals_unpacked(chat_model, media_dir, family,
     m.model.set_attn_implementation({"text_config": attn})
     assert text_cfg._attn_implementation == attn
     try:
-        enc = Encoder(m.model, m.processor, m.adapter)
+        enc = FeatureEncoder(m.model, m.processor, m.adapter)
         feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
         with torch.no_grad():
             alone = [
@@ -91,7 +91,7 @@ def test_loss_in_row_blocks_is_bit_identical_to_one_block(chat_model, media_dir,
     import sealion_vl.train.packing as packing
 
     m = chat_model("gemma3")
-    enc = Encoder(m.model, m.processor, m.adapter)
+    enc = FeatureEncoder(m.model, m.processor, m.adapter)
     feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
     batch = collate(pack_greedy(feats, max_len=64), pad_id=enc.pad_id, packed=True)
     vocab = m.model.config.get_text_config().vocab_size
@@ -119,7 +119,7 @@ def test_losses_from_labelled_logits_only_equal_full_logits(
 
     m = chat_model(family)
     assert packing._keeps_logits(m.model)  # all three families take it: the fast path runs
-    enc = Encoder(m.model, m.processor, m.adapter)
+    enc = FeatureEncoder(m.model, m.processor, m.adapter)
     feats = [enc(str(i), parse_conversation(c)) for i, c in enumerate(_convs(media_dir))]
     batch = collate(pack_greedy(feats, max_len=64), pad_id=enc.pad_id, packed=False)
     keep = batch["labels"] != -100
@@ -140,7 +140,7 @@ def test_losses_from_labelled_logits_only_equal_full_logits(
 
 def test_a_batch_without_labels_still_backpropagates(chat_model, media_dir):
     m = chat_model("gemma3")
-    enc = Encoder(m.model, m.processor, m.adapter)
+    enc = FeatureEncoder(m.model, m.processor, m.adapter)
     feats = [enc("0", parse_conversation(_convs(media_dir)[0]))]
     batch = collate([feats], pad_id=enc.pad_id, packed=False)
     batch["labels"][:] = -100

@@ -170,7 +170,7 @@ def test_lr_scale_gives_a_group_its_own_step_size(tmp_path, checkpoint):
 def test_text_only_batch_gets_a_masked_dummy_image(tmp_path, chat_model):
     from sealion_vl.data.formats import SkipReport
     from sealion_vl.train.data import BatchStream
-    from sealion_vl.train.features import Encoder
+    from sealion_vl.train.features import FeatureEncoder
     from sealion_vl.train.packing import token_losses
 
     m = chat_model("qwen3_vl")
@@ -188,7 +188,9 @@ def test_text_only_batch_gets_a_masked_dummy_image(tmp_path, chat_model):
         + "\n"
     )
     recipe = _recipe(tmp_path, "unused", path)
-    stream = BatchStream(recipe, Encoder(m.model, m.processor, m.adapter), report=SkipReport())
+    stream = BatchStream(
+        recipe, FeatureEncoder(m.model, m.processor, m.adapter), report=SkipReport()
+    )
     batch = next(iter(stream))
     assert "pixel_values" in batch and batch["input_ids"].shape[0] == 2  # + the dummy row
     n_loss = int((batch["labels"] != -100).sum())

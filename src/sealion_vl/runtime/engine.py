@@ -1,42 +1,101 @@
 """The Engine: the one object between the jobs (chat, serve, eval) and a loaded model.
 
-It renders conversations with the checkpoint's chat template (falling back to the family
-adapter's), batches them with left padding, runs ``generate`` and decodes the replies.
+Callers in any thread (or event loop) submit requests; each is encoded in the caller's
+thread (templates, media fetching and decoding never touch the model), then handed to the
+:class:`~sealion_vl.runtime.scheduler.Scheduler`, whose single thread runs every model call
+with continuous batching. Results come back through futures; streams through per-request
+queues the scheduler never waits on, so a slow or vanished consumer holds nobody up.
 Everything family-specific is asked of ``self.adapter``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
-
-import torch
-from transformers import StoppingCriteriaList
 
 from sealion_vl.errors import ContextLengthError
 from sealion_vl.families import FamilyAdapter
+from sealion_vl.families.inference import vision_hooks
 from sealion_vl.media import MediaLimits
-from sealion_vl.messages import Message, parse_conversation, to_template_messages
-from sealion_vl.runtime import batching
-from sealion_vl.runtime.generation import (
-    Cancelled,
-    ChatResult,
-    GenerationSettings,
-    IncrementalDecoder,
-    TokenClock,
-    TokenQueue,
-    cut_at_stop,
-    holdback,
+from sealion_vl.runtime.encode import Encoder
+from sealion_vl.runtime.generation import ChatResult, GenerationSettings, holdback
+from sealion_vl.runtime.sampling import Sampling
+from sealion_vl.runtime.scheduler import Finished, Request, Scheduler
+from sealion_vl.runtime.vision_cache import VisionCache
+
+_REQUEST_KEYS = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning",
+    "timeout_s",
 )
 
 
+class ChatFuture:
+    """A submitted request: ``result()``, ``cancel()``, or iterate its typed deltas.
+
+    Thread-safe; ``asyncio.wrap_future(f.future)`` awaits it from an event loop.
+    """
+
+    def __init__(self, engine: ChatModel, parse_tools: bool) -> None:
+        self._engine = engine
+        self._parse_tools = parse_tools
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.cancel_event = threading.Event()
+        self._listeners: list = []
+        self._lock = threading.Lock()
+        self.stop_strings: list[str] = []
+        self.reasoning_open = False  # the prompt itself opened a thinking block
+
+    def _sink(self, event: tuple) -> None:
+        """Called from the scheduler thread: must neither block nor raise."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            fn(event)
+        kind = event[0]
+        if kind == "done":
+            try:
+                self.future.set_result(self._engine._result(event[1], self))
+            except Exception as e:  # a bug in result assembly fails this request only
+                self.future.set_exception(e)
+        elif kind == "error":
+            self.future.set_exception(event[1])
+
+    def listen(self, fn) -> None:
+        """Call ``fn(event)`` for every scheduler event from now on (must not block)."""
+        with self._lock:
+            self._listeners.append(fn)
+
+    def result(self, timeout: float | None = None) -> ChatResult:
+        """Wait for the reply; raises what the request raised."""
+        return self.future.result(timeout)
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancel(self) -> None:
+        """End generation at the next step; the result says ``finish_reason="cancelled"``."""
+        self.cancel_event.set()
+        self._engine.scheduler.wake()
+
+
 class ChatModel:
-    """A loaded SEA-LION-VL (or compatible) checkpoint you can talk to.
+    """A loaded SEA-LION-VL (or compatible) checkpoint you can talk to, from many threads.
 
     Build it with :func:`sealion_vl.load`. Conversations are lists of OpenAI- or HF-style
     message dicts; generation settings default to the checkpoint's generation_config.
+
+    Args:
+        vision_cache_mb: memory for encoded images kept across requests (0: none).
+        max_batch: most requests decoded together.
     """
 
     def __init__(
@@ -50,6 +109,8 @@ class ChatModel:
         multimodal: bool,
         context_length: int,
         media_limits: MediaLimits | None = None,
+        vision_cache_mb: float = 256,
+        max_batch: int = 32,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -58,167 +119,250 @@ class ChatModel:
         self.name = name
         self.multimodal = multimodal
         self.context_length = context_length
-        self.media_limits = media_limits or MediaLimits()
         self.modalities = adapter.modalities if multimodal else ("text",)
-        self._template = getattr(processor or tokenizer, "chat_template", None)
-        self._template = self._template or adapter.chat_template
+        self.encoder = Encoder(
+            processor,
+            tokenizer,
+            adapter,
+            modalities=self.modalities,
+            model_name=name,
+            media_limits=media_limits,
+        )
         self._stop_ids = self._resolve_stop_ids()
-        self._lock = threading.Lock()  # generate() is not re-entrant on one model
+        self._drop_ids = self._ids_to_drop()
+        self.vision_cache = VisionCache(int(vision_cache_mb * 2**20))
+        self.scheduler = Scheduler(
+            model,
+            vision_hooks(adapter.name),
+            self._stop_ids,
+            vision_cache=self.vision_cache,
+            max_batch=max_batch,
+            multimodal=multimodal,
+        )
+        self._structured = None  # built on first use: compiling the vocabulary costs time
+        self._structured_lock = threading.Lock()
+
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        """Swap the model object (same architecture and tokenizer); the scheduler follows."""
+        self._model = model
+        if hasattr(self, "scheduler"):
+            self.scheduler.model = model
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        return self.encoder.media_limits
+
+    @media_limits.setter
+    def media_limits(self, limits: MediaLimits) -> None:
+        self.encoder.media_limits = limits
 
     # ----------------------------------------------------------------- public API
-    def chat(self, messages: Any, **gen: Any) -> ChatResult:
-        """Reply to one conversation.
+    def submit(self, messages: Any, **kwargs: Any) -> ChatFuture:
+        """Queue one conversation and return at once with a :class:`ChatFuture`.
 
         Args:
-            messages: list of message dicts (OpenAI or HF style) or a plain user string.
-            **gen: :class:`GenerationSettings` fields (max_new_tokens, temperature, top_p,
-                top_k, repetition_penalty, seed, stop, do_sample) and ``reasoning``.
-        """
-        return self.chat_batch([messages], **gen)[0]
+            messages: list of message dicts (OpenAI or HF style, with ``tool_calls`` and
+                ``tool`` turns) or a plain user string.
+            **kwargs: :class:`GenerationSettings` fields (max_new_tokens, temperature, top_p,
+                top_k, repetition_penalty, seed, stop, do_sample) and the request options
+                ``tools`` (OpenAI tool list), ``tool_choice`` ("auto", "none", "required" or
+                ``{"type": "function", "function": {"name": ...}}``), ``response_format``
+                (``{"type": "json_object"}`` / ``{"type": "json_schema", ...}``),
+                ``reasoning`` (thinking on/off) and ``timeout_s`` (a deadline).
 
-    def chat_batch(self, conversations: Sequence[Any], **gen: Any) -> list[ChatResult]:
-        """Reply to several conversations in one padded batch (any mix of media counts).
+        Raises (in the caller's thread, before anything is queued):
+            ContextLengthError, MessageFormatError, MediaError, ModalityError,
+            StructuredOutputError, pydantic.ValidationError for bad settings.
+        """
+        return self._submit(messages, kwargs, listener=None)
+
+    def chat(self, messages: Any, **kwargs: Any) -> ChatResult:
+        """Reply to one conversation (see :meth:`submit` for the arguments)."""
+        return self.submit(messages, **kwargs).result()
+
+    def chat_batch(self, conversations: Sequence[Any], **kwargs: Any) -> list[ChatResult]:
+        """Reply to several conversations, decoded together by the scheduler.
 
         Under greedy decoding the texts equal one-at-a-time :meth:`chat` results.
         """
-        reasoning = gen.pop("reasoning", None)
-        settings = GenerationSettings(**gen)
-        inputs = self._encode(conversations, reasoning)
-        cfg = self._generation_config(settings)
-        prompt_len = inputs["input_ids"].shape[1]
-        self._check_context(inputs, cfg.max_new_tokens)
-        clock = TokenClock()
-        with self._lock, torch.inference_mode():
-            self._seed(settings.seed)
-            out = self.model.generate(**inputs, generation_config=cfg, streamer=clock)
-        total = time.perf_counter() - clock.start
-        results = []
-        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        for row, n_prompt in zip(out[:, prompt_len:].tolist(), prompt_tokens, strict=True):
-            ids, ended = self._until_eos(row)
-            text, stopped = cut_at_stop(self._decode(ids), settings.stop)
-            finish = "stop" if (ended or stopped) else "length"
-            results.append(
-                ChatResult(text, finish, int(n_prompt), len(ids) + int(ended), token_ids=ids)
-            )
-        self._add_timings(results, clock, total)
-        return results
-
-    def stream(self, messages: Any, **gen: Any) -> Iterator[str]:
-        """Yield the reply to one conversation as text deltas.
-
-        The concatenated deltas equal ``chat(messages, **gen).text``: each step decodes
-        the new token in a short window (:class:`IncrementalDecoder`) and yields only what is
-        new, holding back a possible partial stop string or half a multi-byte character.
-        """
-        reasoning = gen.pop("reasoning", None)
-        settings = GenerationSettings(**gen)
-        inputs = self._encode([messages], reasoning)
-        cfg = self._generation_config(settings)
-        self._check_context(inputs, cfg.max_new_tokens)
-        tq = TokenQueue()
-        cancel = threading.Event()
-        error: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    self._seed(settings.seed)
-                    self.model.generate(
-                        **inputs,
-                        generation_config=cfg,
-                        streamer=tq,
-                        stopping_criteria=StoppingCriteriaList([Cancelled(cancel)]),
-                    )
-            except BaseException as e:  # surfaced to the consumer below
-                error.append(e)
-                tq.end()
-
-        with self._lock:
-            worker = threading.Thread(target=run, daemon=True)
-            worker.start()
-            decoder = IncrementalDecoder(self._decode)
-            sent = ""
-            try:
-                while (tok := tq.q.get()) is not None:
-                    if tok in self._stop_ids:
-                        break
-                    text, stopped = cut_at_stop(decoder.add(tok), settings.stop)
-                    if stopped:
-                        if text.startswith(sent):
-                            yield text[len(sent) :]
-                        return
-                    ready = text[: len(text) - holdback(text, settings.stop)]
-                    if ready.startswith(sent) and len(ready) > len(sent):
-                        yield ready[len(sent) :]
-                        sent = ready
-                if error:
-                    raise error[0]
-                final, _ = cut_at_stop(decoder.full(), settings.stop)
-                if final.startswith(sent) and len(final) > len(sent):
-                    yield final[len(sent) :]
-            finally:
-                cancel.set()  # a stop string or a closed consumer ends generation early
-                worker.join()
-
-    def render(self, messages: Any, reasoning: bool | None = None) -> str:
-        """The exact prompt string the model will see for ``messages`` (before media expansion)."""
-        conv = self.adapter.prepare(parse_conversation(messages))
-        return self._render(to_template_messages(conv), reasoning)
-
-    def count_tokens(self, messages: Any, reasoning: bool | None = None) -> int:
-        """Prompt length in tokens (media expanded) for one conversation."""
-        return int(self._encode([messages], reasoning)["attention_mask"].sum())
-
-    # ----------------------------------------------------------------- internals
-    def _render(self, template_messages: list[dict], reasoning: bool | None) -> str:
-        owner = self.processor if self.processor is not None else self.tokenizer
-        return owner.apply_chat_template(
-            template_messages,
-            chat_template=self._template,
-            tokenize=False,
-            add_generation_prompt=True,
-            **self.adapter.template_kwargs(reasoning),
-        )
-
-    def _encode(self, conversations: Sequence[Any], reasoning: bool | None):
         if not conversations:
             raise ValueError("chat_batch needs at least one conversation")
-        prepared = []
-        for conv in conversations:
-            messages: list[Message] = parse_conversation(conv)
-            batching.check_modalities(messages, self.modalities, self.name)
-            prepared.append(
-                batching.prepare(
-                    self.adapter.prepare(messages),
-                    render=lambda tm: self._render(tm, reasoning),
-                    limits=self.media_limits,
-                    audio_sampling_rate=self._audio_rate(),
-                )
-            )
-        self.tokenizer.padding_side = "left"
-        if self.processor is None:
-            enc = self.tokenizer(
-                [p.text for p in prepared],
-                padding=True,
-                return_tensors="pt",
-                add_special_tokens=False,
-            )
-        else:
-            enc = batching.collate(self.processor, prepared, sampling_rate=self._audio_rate())
-        return enc.to(self.model.device)
+        futures = [self.submit(c, **kwargs) for c in conversations]
+        return [f.result() for f in futures]
 
-    def _audio_rate(self) -> int:
-        fe = getattr(self.processor, "feature_extractor", None)
-        return int(getattr(fe, "sampling_rate", 16000) or 16000)
+    def stream(self, messages: Any, **kwargs: Any) -> Iterator:
+        """Yield typed deltas of the reply: content, reasoning and tool-call pieces.
 
-    def _check_context(self, inputs, max_new_tokens: int) -> None:
-        n = int(inputs["input_ids"].shape[1])
-        if n > self.context_length:
+        Content deltas concatenate to ``chat(messages, **kwargs).text``; no partial stop
+        string or markup tag is ever yielded. Closing the generator cancels the request.
+        """
+        events: queue.Queue = queue.Queue()
+        fut = self._submit(messages, kwargs, listener=events.put)
+        try:
+            yield from self._deltas(iter(events.get, None), fut)
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    async def achat(self, messages: Any, **kwargs: Any) -> ChatResult:
+        """:meth:`chat` for asyncio code; encoding runs in a worker thread."""
+        fut = await asyncio.to_thread(self.submit, messages, **kwargs)
+        try:
+            return await asyncio.wrap_future(fut.future)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+
+    async def astream(self, messages: Any, **kwargs: Any) -> AsyncIterator:
+        """:meth:`stream` for asyncio code; cancelling the consumer cancels the request."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def push(ev: tuple) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, ev)
+
+        fut = await asyncio.to_thread(self._submit, messages, kwargs, push)
+        decoder = _DeltaDecoder(self, fut)
+        try:
+            while True:
+                ev = await events.get()
+                for d in decoder.feed(ev):
+                    yield d
+                if ev[0] in ("done", "error"):
+                    return
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    def render(
+        self,
+        messages: Any,
+        reasoning: bool | None = None,
+        tools: list[dict] | None = None,
+    ) -> str:
+        """The exact prompt string the model will see for ``messages`` (before media expansion)."""
+        msgs = self.encoder.messages(messages, tools)
+        return self.encoder.render(msgs, tools=tools, reasoning=reasoning)
+
+    def count_tokens(self, messages: Any, reasoning: bool | None = None, tools=None) -> int:
+        """Prompt length in tokens (media expanded) for one conversation."""
+        enc = self.encoder.encode(messages, tools=tools, reasoning=reasoning)
+        return int(enc["input_ids"].shape[1])
+
+    # ----------------------------------------------------------------- internals
+    def _submit(self, messages: Any, kwargs: dict, listener) -> ChatFuture:
+        opts = {k: kwargs.pop(k) for k in _REQUEST_KEYS if k in kwargs}
+        clamp = kwargs.pop("clamp_to_context", False)
+        settings = GenerationSettings(**kwargs)
+        cfg = settings.apply(self.model.generation_config)
+        tools = opts.get("tools") or None
+        choice = opts.get("tool_choice")
+        prompt_tools = None if choice == "none" else tools
+        msgs = self.encoder.messages(messages, prompt_tools)
+        prompt = self.encoder.render(msgs, tools=prompt_tools, reasoning=opts.get("reasoning"))
+        inputs = self.encoder.tokenize(prompt, self.encoder.load_media(msgs))
+        n_prompt = int(inputs["input_ids"].shape[1])
+        max_new = self._fit_context(n_prompt, cfg.max_new_tokens, settings.max_new_tokens, clamp)
+        constraint = self._constraint(
+            opts.get("response_format"), prompt_tools, choice, opts.get("parallel_tool_calls")
+        )
+        fut = ChatFuture(self, parse_tools=bool(prompt_tools))
+        fut.reasoning_open = self.adapter.prompt_opens_reasoning(prompt)
+        fut.stop_strings = list(settings.stop or [])
+        if listener is not None:
+            fut.listen(listener)
+        timeout = opts.get("timeout_s")
+        req = Request(
+            inputs=inputs,
+            sampling=Sampling.from_generation_config(cfg, settings.seed),
+            max_new_tokens=max_new,
+            stop_strings=list(settings.stop or []),
+            sink=fut._sink,
+            decode=self._decode,
+            constraint=constraint,
+            ignore_eos=settings.ignore_eos,
+            deadline=time.monotonic() + timeout if timeout else None,
+            cancel=fut.cancel_event,
+        )
+        self.scheduler.add(req)
+        return fut
+
+    def _fit_context(self, n_prompt: int, max_new: int, asked: int | None, clamp: bool) -> int:
+        """max_new_tokens for this request; refuse only the request that cannot fit."""
+        room = self.context_length - n_prompt
+        if room < 1:
             raise ContextLengthError(
-                f"the prompt is {n} tokens (media included) but {self.name} holds "
+                f"the prompt is {n_prompt} tokens (media included) but {self.name} holds "
                 f"{self.context_length}; shorten the conversation or send fewer/smaller images"
             )
+        if max_new <= room:
+            return max_new
+        if asked is None or clamp:  # the checkpoint's default, or the caller allows capping
+            return room
+        raise ContextLengthError(
+            f"the prompt is {n_prompt} tokens (media included) and max_new_tokens is {max_new}: "
+            f"{n_prompt + max_new} positions, but {self.name} holds {self.context_length}; "
+            f"ask for at most {room} new tokens or shorten the conversation"
+        )
+
+    def _constraint(self, response_format, tools, tool_choice, parallel=False):
+        """The request's xgrammar matcher, or None for free text (shapes validated here)."""
+        from sealion_vl.runtime.structured import GrammarCache, constraint_for
+
+        spec = constraint_for(
+            response_format,
+            tools=tools,
+            tool_choice=tool_choice,
+            family=self.adapter.name,
+            parallel_tool_calls=bool(parallel),
+        )
+        if spec is None:
+            return None
+        with self._structured_lock:
+            if self._structured is None:  # compiling the vocabulary once costs a moment
+                self._structured = GrammarCache(
+                    self.tokenizer, self._logits_width(), stop_token_ids=sorted(self._stop_ids)
+                )
+        return self._structured.constraint(spec)
+
+    def _logits_width(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    def _result(self, fin: Finished, fut: ChatFuture) -> ChatResult:
+        parsed = self.adapter.parse_reply(
+            fin.text, tools=fut._parse_tools, reasoning_open=fut.reasoning_open
+        )
+        reason = "tool_calls" if parsed.tool_calls else fin.finish_reason
+        first = fin.t_first or fin.t_end
+        decode_s = fin.t_end - first
+        n = fin.completion_tokens
+        return ChatResult(
+            text=parsed.content,
+            finish_reason=reason,
+            prompt_tokens=fin.prompt_tokens,
+            completion_tokens=n,
+            token_ids=fin.token_ids,
+            reasoning=parsed.reasoning,
+            tool_calls=parsed.tool_calls,
+            raw_text=fin.text,
+            timings={
+                "prefill_s": round(first - fin.t_submit, 4),
+                "total_s": round(fin.t_end - fin.t_submit, 4),
+                "tokens_per_s": round((n - 1) / decode_s, 2) if n > 1 and decode_s > 0 else 0.0,
+            },
+        )
+
+    def _deltas(self, events, fut: ChatFuture) -> Iterator:
+        decoder = _DeltaDecoder(self, fut)
+        for ev in events:
+            yield from decoder.feed(ev)
+            if ev[0] in ("done", "error"):
+                return
 
     def _resolve_stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -228,44 +372,52 @@ class ChatModel:
         ids.update(vocab[t] for t in self.adapter.stop_tokens if t in vocab)
         return ids
 
-    def _generation_config(self, settings):
-        """The per-call config: the settings over the model's, stopping on every stop id.
-
-        generate() must stop on the adapter's turn-end tokens too, not only the config's;
-        they go into this call's copy, so the model object a user passed in is left as is.
-        """
-        cfg = settings.apply(self.model.generation_config)
-        cfg.eos_token_id = sorted(self._stop_ids)
-        return cfg
-
-    def _until_eos(self, row: list[int]) -> tuple[list[int], bool]:
-        pad = self.tokenizer.pad_token_id
-        for i, t in enumerate(row):
-            if t in self._stop_ids:
-                return row[:i], True
-        while row and row[-1] == pad and pad not in self._stop_ids:
-            row = row[:-1]
-        return row, False
+    def _ids_to_drop(self) -> set[int]:
+        """Special tokens removed from replies: all but the family's markup tokens
+        (tool-call and reasoning delimiters), which the reply parser needs to see."""
+        tok = self.tokenizer
+        vocab = tok.get_vocab()
+        keep = {vocab[t] for t in getattr(self.adapter, "markup_tokens", ()) if t in vocab}
+        drop = set(tok.all_special_ids)
+        drop.update(i for i, t in tok.added_tokens_decoder.items() if t.special)
+        return drop - keep
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    @staticmethod
-    def _seed(seed: int | None) -> None:
-        if seed is not None:
-            torch.manual_seed(seed)
-
-    @staticmethod
-    def _add_timings(results: list[ChatResult], clock: TokenClock, total: float) -> None:
-        prefill = (clock.first_token or time.perf_counter()) - clock.start
-        decoded = max(r.completion_tokens for r in results) if results else 0
-        rate = (decoded - 1) / (total - prefill) if decoded > 1 and total > prefill else 0.0
-        for r in results:
-            r.timings = {
-                "prefill_s": round(prefill, 4),
-                "total_s": round(total, 4),
-                "tokens_per_s": round(rate, 2),
-            }
+        drop = self._drop_ids
+        return self.tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
     def __repr__(self) -> str:
         return f"ChatModel({self.name!r}, family={self.adapter.name}, device={self.model.device})"
+
+
+class _DeltaDecoder:
+    """Scheduler events of one request -> typed deltas (content, reasoning, tool calls).
+
+    Text that might still become a stop string is held back; what is released goes through
+    the family's incremental reply parser, which holds back partial markup tags itself.
+    """
+
+    def __init__(self, engine: ChatModel, fut: ChatFuture) -> None:
+        self.fut = fut
+        self.parser = engine.adapter.reply_stream(
+            tools=fut._parse_tools, reasoning_open=fut.reasoning_open
+        )
+        self.sent = ""
+
+    def feed(self, ev: tuple) -> list:
+        kind = ev[0]
+        if kind == "error":
+            raise ev[1]
+        if kind == "text":
+            text = ev[1]
+            ready = text[: len(text) - holdback(text, self.fut.stop_strings)]
+            return self._release(ready)
+        final = ev[1].text
+        out = self._release(final)
+        return out + list(self.parser.finish())
+
+    def _release(self, ready: str) -> list:
+        if not ready.startswith(self.sent) or len(ready) <= len(self.sent):
+            return []
+        delta, self.sent = ready[len(self.sent) :], ready
+        return list(self.parser.feed(delta))

@@ -1,17 +1,12 @@
-"""Generation settings, results, and the small helpers generate() needs around it."""
+"""Generation settings, results, and the text helpers every request's decoding needs."""
 
 from __future__ import annotations
 
 import copy
-import queue
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import StoppingCriteria
-from transformers.generation.streamers import BaseStreamer
 
 
 class GenerationSettings(BaseModel):
@@ -22,14 +17,25 @@ class GenerationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int | None = Field(None, ge=1, description="tokens to generate at most")
-    temperature: float | None = Field(None, ge=0, description="0 = greedy")
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
-    repetition_penalty: float | None = Field(None, gt=0)
-    seed: int | None = Field(None, description="makes sampling reproducible")
-    stop: list[str] | None = Field(None, description="strings that end the reply (not included)")
-    do_sample: bool | None = Field(None, description="force sampling on/off")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Most tokens to generate (default: the checkpoint's)."
+    )
+    temperature: float | None = Field(
+        None, ge=0, description="0 for greedy; default: the checkpoint's setting."
+    )
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int | None = Field(None, ge=0, description="Sample from the k likeliest tokens.")
+    repetition_penalty: float | None = Field(
+        None, gt=0, description=">1 discourages repeating tokens."
+    )
+    seed: int | None = Field(None, description="Seed for reproducible sampling.")
+    stop: list[str] | None = Field(
+        None, description="Stop string (not included in the reply); repeat for several."
+    )
+    do_sample: bool | None = Field(None, description="Force sampling on or off.")
+    ignore_eos: bool = Field(
+        False, description="Keep generating past end-of-turn tokens (benchmarks, load tests)."
+    )
 
     def apply(self, base, default_max_new_tokens: int = 512):
         """A copy of the model's GenerationConfig with these settings laid over it."""
@@ -58,11 +64,18 @@ class ChatResult:
     """One reply.
 
     Attributes:
-        text: the assistant's text (special tokens removed, stop string cut off).
-        finish_reason: ``"stop"`` (end of turn or a stop string) or ``"length"``.
+        text: the assistant's content (special tokens, reasoning and tool-call markup removed,
+            stop string cut off).
+        finish_reason: ``"stop"`` (end of turn or a stop string), ``"length"``,
+            ``"tool_calls"`` (the reply called tools), ``"cancelled"`` or ``"timeout"``.
         prompt_tokens / completion_tokens: token counts as the model saw them.
-        timings: seconds for ``prefill`` (to the first new token) and ``total``, and
-            ``tokens_per_s`` over the decode phase.
+        reasoning: the thinking text (Gemma 4 ``<|channel>thought``, Qwen ``<think>``), or None.
+        tool_calls: OpenAI-shaped calls ``{"id", "type": "function", "function": {"name",
+            "arguments": <JSON string>}}``.
+        timings: seconds from submission to the first new token (``prefill_s``, queueing
+            included) and to the end (``total_s``), and ``tokens_per_s`` over the decode phase.
+        raw_text: the reply as decoded, markup included (what :func:`sealion_vl.parse_reply`
+            takes).
     """
 
     text: str
@@ -71,9 +84,12 @@ class ChatResult:
     completion_tokens: int
     timings: dict = field(default_factory=dict)
     token_ids: list[int] = field(default_factory=list, repr=False)
+    reasoning: str | None = None
+    tool_calls: list[dict] = field(default_factory=list)
+    raw_text: str = field(default="", repr=False)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "usage": {
@@ -83,40 +99,11 @@ class ChatResult:
             },
             "timings": self.timings,
         }
-
-
-class TokenClock(BaseStreamer):
-    """Records when the first new token appears (generate() calls put() once per step)."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.first_token: float | None = None
-        self._calls = 0
-
-    def put(self, value) -> None:
-        self._calls += 1
-        if self._calls == 2 and self.first_token is None:  # call 1 carries the prompt
-            self.first_token = time.perf_counter()
-
-    def end(self) -> None:
-        pass
-
-
-class TokenQueue(TokenClock):
-    """Hands each new token id (batch of one) to a consumer thread; None marks the end."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.q: queue.Queue = queue.Queue()
-
-    def put(self, value) -> None:
-        super().put(value)
-        if self._calls > 1:
-            for t in torch.as_tensor(value).reshape(-1).tolist():
-                self.q.put(t)
-
-    def end(self) -> None:
-        self.q.put(None)
+        if self.reasoning is not None:
+            out["reasoning"] = self.reasoning
+        if self.tool_calls:
+            out["tool_calls"] = self.tool_calls
+        return out
 
 
 class IncrementalDecoder:
@@ -175,13 +162,3 @@ def holdback(text: str, stops: list[str] | None) -> int:
     # A UTF-8 character is at most 4 bytes, so only the last 3 can still be completed.
     tail = min(3, len(text) - len(text.rstrip("\ufffd")))
     return max(n, tail)
-
-
-class Cancelled(StoppingCriteria):
-    """Stops generate() once ``event`` is set (a streaming consumer went away or hit a stop)."""
-
-    def __init__(self, event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from transformers import (
 )
 
 from sealion_vl import catalog
-from sealion_vl.errors import CheckpointNotFoundError, UnsupportedModelError
+from sealion_vl.errors import CheckpointNotFoundError, SealionError, UnsupportedModelError
 from sealion_vl.families import adapter_for_architecture
 from sealion_vl.media import MediaLimits
 from sealion_vl.runtime.engine import ChatModel
@@ -101,7 +102,8 @@ def _load_config(source: str):
         ) from None
 
 
-def _load_processor(source: str, entry, processor_from: str | None):
+def load_processor(source: str, entry=None, processor_from: str | None = None):
+    """The checkpoint's processor, else the catalog's ``processor_from`` (the Qwen cards)."""
     candidates = [processor_from] if processor_from else [source]
     if entry is not None and entry.processor_from not in candidates:
         candidates.append(entry.processor_from)  # the Qwen cards load it from the base repo
@@ -130,6 +132,88 @@ def _device(device: str) -> str:
     return device
 
 
+@dataclass
+class Loaded:
+    """A checkpoint's parts, as :func:`load_parts` returns them.
+
+    Attributes:
+        model / processor / tokenizer: the transformers objects (processor None when text-only).
+        adapter: the family adapter; multimodal: whether the architecture takes media.
+        name: display name; context_length: positions the model holds.
+    """
+
+    model: object
+    processor: object
+    tokenizer: object
+    adapter: object
+    multimodal: bool
+    name: str
+    context_length: int
+
+
+def load_parts(
+    name_or_path: str | os.PathLike,
+    device: str = "auto",
+    dtype: str | torch.dtype = "auto",
+    *,
+    processor_from: str | None = None,
+    attn_implementation: str | None = None,
+    multimodal_only: bool = False,
+) -> Loaded:
+    """Resolve and load a checkpoint: the one loader behind chat, serving and training.
+
+    Args:
+        name_or_path: folder, catalog short name or Hugging Face id (see :func:`resolve`).
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+        dtype: ``auto`` (the checkpoint's), ``bfloat16``, ``float16`` or ``float32``.
+        processor_from: load the processor from another repo/folder.
+        attn_implementation: ``eager``, ``sdpa``... (None: transformers' default).
+        multimodal_only: refuse text-only checkpoints (training).
+
+    Raises:
+        CheckpointNotFoundError, UnsupportedModelError, SealionError (a kernel that cannot
+        load this model, naming ``attn_implementation``).
+    """
+    source, entry = resolve(name_or_path)
+    config = _load_config(source)
+    archs = getattr(config, "architectures", None) or []
+    if not archs:
+        raise UnsupportedModelError(f"{source!r}: config.json names no architecture")
+    adapter, multimodal = adapter_for_architecture(archs[0])
+    if multimodal_only and not multimodal:
+        raise UnsupportedModelError(
+            f"{name_or_path}: {archs[0]} is text-only; training supports the multimodal "
+            "checkpoints only"
+        )
+    torch_dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    dev = _device(device)
+    kwargs: dict = {"dtype": torch_dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if device == "auto" and dev == "cuda":
+        kwargs["device_map"] = "auto"
+    cls = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
+    try:
+        model = cls.from_pretrained(source, **kwargs).eval()
+    except (ValueError, ImportError) as e:
+        if not attn_implementation:
+            raise
+        # e.g. Gemma 4's audio tower has no sdpa; flash-attn not installed
+        raise SealionError(
+            f"attn_implementation {attn_implementation!r} cannot load {name_or_path}: {e}"
+        ) from e
+    if "device_map" not in kwargs:
+        model.to(dev)
+    processor = load_processor(source, entry, processor_from) if multimodal else None
+    tokenizer = (
+        processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source)
+    )
+    text_cfg = getattr(config, "text_config", config)
+    context = entry.context if entry else getattr(text_cfg, "max_position_embeddings", 8192)
+    name = entry.short if entry else Path(source).name or source
+    return Loaded(model, processor, tokenizer, adapter, multimodal, name, int(context))
+
+
 def load(
     name_or_path: str | os.PathLike,
     device: str = "auto",
@@ -137,6 +221,8 @@ def load(
     *,
     processor_from: str | None = None,
     media_limits: MediaLimits | None = None,
+    vision_cache_mb: float = 256,
+    max_batch: int = 32,
 ) -> ChatModel:
     """Load a SEA-LION-VL checkpoint (or any Gemma 3 / Qwen3-VL / Gemma 4 one) for chat.
 
@@ -148,6 +234,8 @@ def load(
         processor_from: load the processor from another repo/folder (defaults to the
             checkpoint, then the catalog's ``processor_from``).
         media_limits: caps for images, video and audio given to this model.
+        vision_cache_mb: memory for encoded images reused by later turns (0: off).
+        max_batch: most requests the scheduler decodes together.
 
     Returns:
         A :class:`ChatModel`.
@@ -156,35 +244,16 @@ def load(
         CheckpointNotFoundError: missing folder, unknown name, or hub unreachable/offline.
         UnsupportedModelError: an architecture sealion-vl does not run.
     """
-    source, entry = resolve(name_or_path)
-    config = _load_config(source)
-    archs = getattr(config, "architectures", None) or []
-    if not archs:
-        raise UnsupportedModelError(f"{source!r}: config.json names no architecture")
-    adapter, multimodal = adapter_for_architecture(archs[0])
-    torch_dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    dev = _device(device)
-    kwargs = {"dtype": torch_dtype}
-    if device == "auto" and dev == "cuda":
-        kwargs["device_map"] = "auto"
-    cls = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
-    model = cls.from_pretrained(source, **kwargs).eval()
-    if "device_map" not in kwargs:
-        model.to(dev)
-    processor = _load_processor(source, entry, processor_from) if multimodal else None
-    tokenizer = (
-        processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source)
-    )
-    text_cfg = getattr(config, "text_config", config)
-    context = entry.context if entry else getattr(text_cfg, "max_position_embeddings", 8192)
-    name = entry.short if entry else Path(source).name or source
+    p = load_parts(name_or_path, device, dtype, processor_from=processor_from)
     return ChatModel(
-        model,
-        processor,
-        tokenizer,
-        adapter,
-        name=name,
-        multimodal=multimodal,
-        context_length=int(context),
+        p.model,
+        p.processor,
+        p.tokenizer,
+        p.adapter,
+        name=p.name,
+        multimodal=p.multimodal,
+        context_length=p.context_length,
         media_limits=media_limits,
+        vision_cache_mb=vision_cache_mb,
+        max_batch=max_batch,
     )

@@ -19,7 +19,7 @@ from PIL import Image
 from sealion_vl.data.formats import SkipReport, iter_samples
 from sealion_vl.messages import Message, Part
 from sealion_vl.train.cache import FeatureCache
-from sealion_vl.train.features import Encoder, Features
+from sealion_vl.train.features import FeatureEncoder, Features
 from sealion_vl.train.packing import collate
 from sealion_vl.train.recipe import Recipe
 
@@ -42,7 +42,7 @@ class BatchStream:
     def __init__(
         self,
         recipe: Recipe,
-        encoder: Encoder,
+        encoder: FeatureEncoder,
         *,
         rank: int = 0,
         world: int = 1,

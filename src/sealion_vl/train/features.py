@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from sealion_vl import media
 from sealion_vl.families import FamilyAdapter
-from sealion_vl.messages import Message, to_template_messages
+from sealion_vl.messages import Message
 
 IGNORE = -100
 
@@ -76,46 +75,43 @@ def assistant_mask(input_ids: torch.Tensor, header: list[int], end: int) -> torc
     return mask
 
 
-class Encoder:
-    """Encodes conversations for one model: template, processor, loss mask, positions."""
+class FeatureEncoder:
+    """Training features for one model: the shared encoder's inputs plus loss targets.
+
+    Rendering, media loading (images, video, audio) and tokenisation are
+    :class:`sealion_vl.runtime.encode.Encoder`'s, the same as for chat and serving; this
+    class adds the assistant-only loss mask, the per-sequence positions for packing and the
+    split into per-token tensors and media tensors.
+    """
 
     def __init__(
         self, model, processor, adapter: FamilyAdapter, *, max_image_pixels: int | None = None
     ) -> None:
+        from sealion_vl.runtime.encode import Encoder
+
         self.model = model
         self.processor = processor
         self.adapter = adapter
         self.max_image_pixels = max_image_pixels
+        self.encoder = Encoder(
+            processor, processor.tokenizer, adapter, modalities=adapter.modalities
+        )
         tok = processor.tokenizer
-        self.template = processor.chat_template or adapter.chat_template
         self.header = tok(adapter.assistant_header, add_special_tokens=False)["input_ids"]
         self.end = tok.convert_tokens_to_ids(adapter.turn_end)
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     def render(self, messages: list[Message]) -> str:
-        return self.processor.apply_chat_template(
-            to_template_messages(messages),
-            chat_template=self.template,
-            tokenize=False,
-            add_generation_prompt=False,
-        )
+        """The training text of ``messages`` (no generation prompt)."""
+        prepared = self.adapter.prepare(messages)
+        return self.encoder.render(prepared, add_generation_prompt=False)
 
     def __call__(self, sample_id: str, messages: list[Message]) -> Features:
-        msgs = self.adapter.prepare(messages)
-        images = []
-        for m in msgs:
-            for p in m.parts:
-                if p.type == "image":
-                    img = (
-                        p.source
-                        if isinstance(p.source, Image.Image)
-                        else media.load_image(p.source)
-                    )
-                    images.append(cap_pixels(img, self.max_image_pixels))
-        kwargs = {"text": [self.render(msgs)], "return_tensors": "pt"}
-        if images:
-            kwargs["images"] = [images]
-        enc = self.processor(**kwargs)
+        enc = self.encoder.encode(
+            messages,
+            add_generation_prompt=False,
+            image_hook=lambda img: cap_pixels(img, self.max_image_pixels),
+        )
         input_ids = enc["input_ids"][0]
         mask = assistant_mask(input_ids, self.header, self.end)
         labels = torch.full_like(input_ids, IGNORE)

@@ -24,12 +24,10 @@ from pathlib import Path
 import torch
 
 from sealion_vl.data.formats import SkipReport
-from sealion_vl.errors import SealionError
-from sealion_vl.families import adapter_for_architecture
 from sealion_vl.train import checkpoint
 from sealion_vl.train.cache import FeatureCache
 from sealion_vl.train.data import BatchStream
-from sealion_vl.train.features import Encoder
+from sealion_vl.train.features import FeatureEncoder
 from sealion_vl.train.packing import token_losses
 from sealion_vl.train.progress import Progress
 from sealion_vl.train.recipe import Recipe, dump_recipe
@@ -45,26 +43,18 @@ class TrainResult:
 
 
 def _load(recipe: Recipe):
-    from transformers import AutoConfig, AutoModelForImageTextToText
+    """The model (float32 on the CPU, for the optimiser to place), processor and adapter,
+    through the same loader chat and serving use."""
+    from sealion_vl.runtime.load import load_parts
 
-    from sealion_vl.runtime.load import _load_processor, resolve
-
-    source, entry = resolve(recipe.model)
-    config = AutoConfig.from_pretrained(source)
-    adapter, multimodal = adapter_for_architecture((config.architectures or ["?"])[0])
-    if not multimodal:
-        raise ValueError(f"{recipe.model}: training supports the multimodal checkpoints only")
-    attn = recipe.attn_implementation
-    kwargs = {"attn_implementation": attn} if attn else {}
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, **kwargs)
-    except (ValueError, ImportError) as e:
-        if not attn:
-            raise
-        # e.g. Gemma 4's audio tower has no sdpa; flash-attn not installed
-        raise SealionError(f"attn_implementation {attn!r} cannot load {recipe.model}: {e}") from e
-    processor = _load_processor(source, entry, None)
-    return model, processor, adapter
+    p = load_parts(
+        recipe.model,
+        device="cpu",
+        dtype="float32",
+        attn_implementation=recipe.attn_implementation,
+        multimodal_only=True,
+    )
+    return p.model, p.processor, p.adapter
 
 
 def _freeze(model, adapter, recipe: Recipe) -> None:
@@ -176,7 +166,9 @@ def train(recipe: Recipe, *, resume: bool = False, progress: bool = True) -> Tra
     if recipe.lora:
         model = _apply_lora(model, adapter, recipe)
     raw = model
-    encoder = Encoder(model, processor, adapter, max_image_pixels=recipe.data.max_image_pixels)
+    encoder = FeatureEncoder(
+        model, processor, adapter, max_image_pixels=recipe.data.max_image_pixels
+    )
     report = SkipReport()
     cache = FeatureCache(recipe.data.cache_mb * 2**20)
 

@@ -1,0 +1,155 @@
+"""What the request engine needs to know about each family's vision path and positions.
+
+transformers 5.23's three model classes all take precomputed encoder outputs
+(``mm_encoder_outputs={"image": ...}``) in place of ``pixel_values``; that is the seam the
+engine's vision cache uses. What differs per family is how one request's processor output
+splits into single images, how one image is encoded, how encoded images are put back
+together, and (Qwen3-VL) how the 3-D M-RoPE positions of a prompt are computed. Each
+adapter holds one :class:`VisionHooks` (``adapter.vision``).
+
+Images are always encoded one at a time, with or without the cache, so a reply cannot
+depend on which other images happened to be encoded in the same call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+
+def _inner(model):
+    """The ``*Model`` under a ``*ForConditionalGeneration`` (or a peft wrapper of one)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model
+
+
+def tensor_key(*tensors: torch.Tensor) -> str:
+    """A content hash of processed pixels: the image itself plus every processor setting
+    that changed its pixels (size, crop, normalisation), since those are in the values."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class VisionHooks:
+    """Gemma 3: one fixed-size pixel tensor per image, one (1, T, D) feature block each."""
+
+    image_keys: tuple[str, ...] = ("pixel_values",)
+
+    def split(self, enc) -> list[dict[str, torch.Tensor]]:
+        """One dict of processor tensors per image, in prompt order."""
+        pv = enc.get("pixel_values")
+        if pv is None:
+            return []
+        return [{"pixel_values": pv[i : i + 1]} for i in range(pv.shape[0])]
+
+    def key(self, item: dict[str, torch.Tensor]) -> str:
+        return tensor_key(*(item[k] for k in self.image_keys))
+
+    def encode(self, model, item: dict[str, torch.Tensor]):
+        out = _inner(model).get_image_features(item["pixel_values"], return_dict=True)
+        return out.pooler_output
+
+    def assemble(self, features: list) -> BaseModelOutputWithPooling:
+        return BaseModelOutputWithPooling(pooler_output=torch.cat(features, dim=0))
+
+    def nbytes(self, feature) -> int:
+        return feature.numel() * feature.element_size()
+
+    def positions(self, model, enc) -> tuple[torch.Tensor, int]:
+        """(position ids for the prompt, the next position after it). 1-D RoPE: 0..L-1."""
+        n = int(enc["input_ids"].shape[-1])
+        return torch.arange(n).unsqueeze(0), n
+
+    def step_positions(self, next_pos: torch.Tensor) -> torch.Tensor:
+        """Position ids for one decode step of a batch, from each row's next position (B,)."""
+        return next_pos.unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class QwenVisionHooks(VisionHooks):
+    """Qwen3-VL: patches of all images in one 2-D tensor, split by ``image_grid_thw``;
+    features come with deepstack features per injected layer; positions are 3-D M-RoPE."""
+
+    image_keys: tuple[str, ...] = ("pixel_values", "image_grid_thw")
+
+    def split(self, enc) -> list[dict[str, torch.Tensor]]:
+        pv, grid = enc.get("pixel_values"), enc.get("image_grid_thw")
+        if pv is None:
+            return []
+        items, start = [], 0
+        for g in grid:
+            n = int(g.prod())
+            items.append({"pixel_values": pv[start : start + n], "image_grid_thw": g[None]})
+            start += n
+        return items
+
+    def encode(self, model, item):
+        out = _inner(model).get_image_features(
+            item["pixel_values"], item["image_grid_thw"], return_dict=True
+        )
+        return (out.pooler_output[0], [f[0] for f in out.deepstack_features])
+
+    def assemble(self, features: list) -> BaseModelOutputWithPooling:
+        out = BaseModelOutputWithPooling(pooler_output=tuple(f[0] for f in features))
+        layers = len(features[0][1]) if features else 0
+        out.deepstack_features = [tuple(f[1][i] for f in features) for i in range(layers)]
+        return out
+
+    def nbytes(self, feature) -> int:
+        main, deep = feature
+        return sum(t.numel() * t.element_size() for t in [main, *deep])
+
+    def positions(self, model, enc) -> tuple[torch.Tensor, int]:
+        pos, _ = _inner(model).get_rope_index(
+            enc["input_ids"],
+            mm_token_type_ids=enc["mm_token_type_ids"],
+            image_grid_thw=enc.get("image_grid_thw"),
+            video_grid_thw=enc.get("video_grid_thw"),
+        )
+        return pos, int(pos.max()) + 1
+
+    def step_positions(self, next_pos: torch.Tensor) -> torch.Tensor:
+        # a text token sits at the same index on the time, height and width axes
+        return next_pos.view(1, -1, 1).expand(3, -1, 1)
+
+
+@dataclass(frozen=True)
+class Gemma4VisionHooks(VisionHooks):
+    """Gemma 4: each image padded to a fixed patch count, with (x, y) patch positions."""
+
+    image_keys: tuple[str, ...] = ("pixel_values", "image_position_ids")
+
+    def split(self, enc) -> list[dict[str, torch.Tensor]]:
+        pv = enc.get("pixel_values")
+        if pv is None:
+            return []
+        pos = enc["image_position_ids"]
+        return [
+            {"pixel_values": pv[i : i + 1], "image_position_ids": pos[i : i + 1]}
+            for i in range(pv.shape[0])
+        ]
+
+    def encode(self, model, item):
+        out = _inner(model).get_image_features(
+            item["pixel_values"], item["image_position_ids"], return_dict=True
+        )
+        return out.pooler_output[0]
+
+    def assemble(self, features: list) -> BaseModelOutputWithPooling:
+        return BaseModelOutputWithPooling(pooler_output=tuple(features))
+
+
+_HOOKS = {"gemma3": VisionHooks(), "qwen3_vl": QwenVisionHooks(), "gemma4": Gemma4VisionHooks()}
+
+
+def vision_hooks(family: str) -> VisionHooks:
+    """The hooks of ``family`` (a family without its own uses Gemma 3's fixed-size path)."""
+    return _HOOKS.get(family, _HOOKS["gemma3"])
