@@ -353,7 +353,7 @@ def test_format_tool_calls_round_trips_through_parse_reply(family, batch):
 def test_exact_written_formats():
     batch = [{"name": "get_time", "arguments": {"tz": "Asia/Singapore", "fmt": 24}}]
     assert get_adapter("gemma3").format_tool_calls(batch) == (
-        "```tool_code\nget_time(tz='Asia/Singapore', fmt=24)\n```"
+        '```tool_code\nget_time(tz="Asia/Singapore", fmt=24)\n```'
     )
     assert get_adapter("qwen3_vl").format_tool_calls(batch + batch) == (
         '<tool_call>\n{"name": "get_time", "arguments": {"tz": "Asia/Singapore", "fmt": 24}}\n'

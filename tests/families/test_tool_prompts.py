@@ -139,7 +139,7 @@ def test_gemma3_writes_tools_calls_and_results_as_text():
     assert head.startswith("<bos><start_of_turn>user\nBe brief.\n\nYou can call the functions")
     assert '"name": "get_weather"' in head and "```tool_code" in head
     assert rest == (
-        "<start_of_turn>model\n```tool_code\nget_weather(city='กรุงเทพ')\n```<end_of_turn>\n"
+        '<start_of_turn>model\n```tool_code\nget_weather(city="กรุงเทพ")\n```<end_of_turn>\n'
         '<start_of_turn>user\n<tool_response>\n{"temp": 31}\n</tool_response><end_of_turn>\n'
         "<start_of_turn>model\n31 degrees.<end_of_turn>\n"
         "<start_of_turn>user\nThanks<end_of_turn>\n<start_of_turn>model\n"
@@ -156,7 +156,7 @@ def test_gemma3_merges_tool_results_with_the_next_user_turn_and_keeps_call_text(
     ]
     assert render("gemma3", conv, tools=None) == (
         "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nChecking.\n"
-        "```tool_code\nget_weather(city='กรุงเทพ')\n```<end_of_turn>\n<start_of_turn>user\n"
+        '```tool_code\nget_weather(city="กรุงเทพ")\n```<end_of_turn>\n<start_of_turn>user\n'
         "<tool_response>\n31\n</tool_response>\n\n<tool_response>\n32\n</tool_response>\n\n"
         "And?<end_of_turn>\n<start_of_turn>model\n"
     )

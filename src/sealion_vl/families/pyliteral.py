@@ -12,6 +12,7 @@ whole call text invalid, and the caller keeps it as plain text.
 from __future__ import annotations
 
 import ast
+import json
 import math
 from typing import Any
 
@@ -72,10 +73,17 @@ def format_call(name: str, arguments: dict) -> str:
 
 
 def to_python(value: Any) -> str:
-    """A JSON value as Python literal source (``true`` → ``True``, strings via ``repr``)."""
+    """A JSON value as Python literal source (``true`` → ``True``).
+
+    Strings are written in double quotes (JSON's escapes, every one of which Python reads
+    the same way), as SEA-LION's tool-calling guide shows them and as the forced-call
+    grammar and nano's training data write them.
+    """
     if value is None or isinstance(value, bool):
         return repr(value)
-    if isinstance(value, (int, float, str)):
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, dict):
         return (

@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from sealion_vl.families import parse_reply
+
 _TRAILING = " \t\n.。।။!?！？"
 
 
@@ -34,12 +36,12 @@ def mcq_letter(text: str, tag: str) -> str | None:
 
 
 def tool_call(text: str) -> tuple[str, dict] | None:
-    """``name(key="value")`` inside a ```tool_code fence (Gemma 3 format), parsed."""
-    m = re.search(r"```tool_code\s*\n\s*(\w+)\((.*?)\)\s*\n?```", text, re.S)
-    if not m:
+    """The first tool call in ``text`` (Gemma 3's format), read by the family's own parser."""
+    calls = parse_reply(text, "gemma3").tool_calls
+    if not calls:
         return None
-    args = dict(re.findall(r"(\w+)\s*=\s*[\"']([^\"']*)[\"']", m.group(2)))
-    return m.group(1), args
+    fn = calls[0]["function"]
+    return fn["name"], json.loads(fn["arguments"])
 
 
 def score_item(meta: dict, reply: str) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from sealion_vl.families import get_adapter
 from sealion_vl.nano.synth.draw import render_fruit, render_scene
 from sealion_vl.nano.synth.flags import render_flag
 from sealion_vl.nano.synth.world import (
@@ -333,8 +334,11 @@ def marvl_multi_item(rng: random.Random, code: str, part: str) -> Item:
 
 
 def tool_call(city: str) -> str:
-    """The assistant reply calling the weather tool (Gemma 3 fenced ``tool_code`` format)."""
-    return f'```tool_code\n{TOOL_NAME}(city="{city}")\n```'
+    """The assistant reply calling the weather tool, written by the Gemma 3 adapter (the
+    fenced ``tool_code`` format its reply parser reads back)."""
+    return get_adapter("gemma3").format_tool_calls(
+        [{"name": TOOL_NAME, "arguments": {"city": city}}]
+    )
 
 
 def toolcall_item(rng: random.Random, code: str, part: str) -> Item:
