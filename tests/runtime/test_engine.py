@@ -215,3 +215,19 @@ def test_many_threads_and_asyncio_share_one_model(chat_model):
     assert [r.token_ids for r in results] == [solo[p] for p in prompts]
     text = "".join(d.text for d in pieces if type(d).__name__ == "ContentDelta")
     assert text == m.chat(prompts[0], max_new_tokens=6, temperature=0).text
+
+
+def test_logprobs_follow_the_chosen_tokens(chat_model):
+    m = chat_model("gemma3")
+    r = m.chat("Hello", max_new_tokens=5, temperature=0, logprobs=True, top_logprobs=3)
+    assert len(r.logprobs) == len(r.token_ids) or len(r.logprobs) == r.completion_tokens
+    for entry, tid in zip(r.logprobs, r.token_ids, strict=False):
+        top = entry["top_logprobs"]
+        assert len(top) == 3 and top[0]["logprob"] >= top[-1]["logprob"]
+        # greedy: the chosen token is the likeliest one
+        assert entry["logprob"] == pytest.approx(top[0]["logprob"])
+        assert entry["token"] == m.tokenizer.decode([tid], skip_special_tokens=False)
+        assert entry["logprob"] <= 0
+    assert m.chat("Hello", max_new_tokens=2).logprobs is None
+    with pytest.raises(ValueError, match="top_logprobs"):
+        m.submit("Hello", logprobs=True, top_logprobs=99)

@@ -35,7 +35,19 @@ _REQUEST_KEYS = (
     "response_format",
     "reasoning",
     "timeout_s",
+    "logprobs",
+    "top_logprobs",
 )
+
+
+def _logprob_count(opts: dict) -> int | None:
+    """None (no logprobs) or how many alternatives per token (OpenAI: 0..20)."""
+    if not opts.get("logprobs"):
+        return None
+    k = opts.get("top_logprobs") or 0
+    if not isinstance(k, int) or not 0 <= k <= 20:
+        raise ValueError(f"top_logprobs must be an integer from 0 to 20, got {k!r}")
+    return k
 
 
 class ChatFuture:
@@ -286,6 +298,7 @@ class ChatModel:
             decode=self._decode,
             constraint=constraint,
             ignore_eos=settings.ignore_eos,
+            logprobs=_logprob_count(opts),
             deadline=time.monotonic() + timeout if timeout else None,
             cancel=fut.cancel_event,
         )
@@ -349,6 +362,7 @@ class ChatModel:
             token_ids=fin.token_ids,
             reasoning=parsed.reasoning,
             tool_calls=parsed.tool_calls,
+            logprobs=self._logprob_entries(fin.logprobs),
             raw_text=fin.text,
             timings={
                 "prefill_s": round(first - fin.t_submit, 4),
@@ -356,6 +370,20 @@ class ChatModel:
                 "tokens_per_s": round((n - 1) / decode_s, 2) if n > 1 and decode_s > 0 else 0.0,
             },
         )
+
+    def _logprob_entries(self, raw: list | None) -> list[dict] | None:
+        """OpenAI's per-token shape: token text, logprob, UTF-8 bytes, top alternatives."""
+        if raw is None:
+            return None
+
+        def entry(tid: int, lp: float) -> dict:
+            text = self.tokenizer.decode([tid], skip_special_tokens=False)
+            return {"token": text, "logprob": lp, "bytes": list(text.encode("utf-8"))}
+
+        return [
+            {**entry(tid, lp), "top_logprobs": [entry(a, alp) for a, alp in top]}
+            for tid, lp, top in raw
+        ]
 
     def _deltas(self, events, fut: ChatFuture) -> Iterator:
         decoder = _DeltaDecoder(self, fut)

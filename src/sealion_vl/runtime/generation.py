@@ -76,6 +76,8 @@ class ChatResult:
             included) and to the end (``total_s``), and ``tokens_per_s`` over the decode phase.
         raw_text: the reply as decoded, markup included (what :func:`sealion_vl.parse_reply`
             takes).
+        logprobs: with ``logprobs=True``, one entry per generated token in OpenAI's shape
+            (``token``, ``logprob``, ``bytes``, ``top_logprobs``).
     """
 
     text: str
@@ -87,6 +89,7 @@ class ChatResult:
     reasoning: str | None = None
     tool_calls: list[dict] = field(default_factory=list)
     raw_text: str = field(default="", repr=False)
+    logprobs: list[dict] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         out = {

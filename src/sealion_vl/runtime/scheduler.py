@@ -49,6 +49,7 @@ class Request:
     decode: Callable[[list[int]], str]
     constraint: Any = None
     ignore_eos: bool = False
+    logprobs: int | None = None  # None: none; k >= 0: the chosen token's and k alternatives
     deadline: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     # filled in by the scheduler
@@ -61,6 +62,7 @@ class Request:
     seen: torch.Tensor | None = None
     text: str = ""
     decoder: IncrementalDecoder | None = None
+    token_logprobs: list = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Finished:
     t_submit: float
     t_first: float | None
     t_end: float
+    logprobs: list | None = None  # per token: (id, logprob, [(alt id, logprob), ...])
 
 
 class Scheduler:
@@ -301,6 +304,8 @@ class Scheduler:
         if self._ended_early(r):
             return True
         token = choose(row, r.sampling)
+        if r.logprobs is not None:
+            r.token_logprobs.append(_logprobs(row, token, r.logprobs))
         if r.constraint is not None:
             r.constraint.accept(token)
         if token in self.stop_ids and not r.ignore_eos:
@@ -355,9 +360,21 @@ class Scheduler:
                     t_submit=r.t_submit,
                     t_first=r.t_first,
                     t_end=time.perf_counter(),
+                    logprobs=r.token_logprobs if r.logprobs is not None else None,
                 ),
             )
         )
+
+
+def _logprobs(row: torch.Tensor, token: int, k: int) -> tuple:
+    """The chosen token's log-probability and the k likeliest alternatives, under the
+    distribution it was chosen from (after repetition penalty and any grammar mask)."""
+    lp = row.float().log_softmax(-1)
+    top = []
+    if k:
+        values, ids = torch.topk(lp, k)
+        top = list(zip(ids.tolist(), values.tolist(), strict=True))
+    return token, float(lp[token]), top
 
 
 def _pad(t: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
