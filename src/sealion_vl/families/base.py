@@ -12,6 +12,7 @@ from functools import cached_property
 from importlib import resources
 from typing import TYPE_CHECKING, ClassVar
 
+from sealion_vl.families.inference import VisionHooks
 from sealion_vl.families.replies import ParsedReply, PlainScanner, ReplyStream, Scanner
 from sealion_vl.messages import Message
 
@@ -51,6 +52,8 @@ class FamilyAdapter:
     turn_end: ClassVar[str] = ""
     # parameter-name prefixes of the parts the freeze switches act on
     module_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # how the engine splits, encodes (and caches) images and positions prompts
+    vision: ClassVar[VisionHooks] = VisionHooks()
     special_tokens: ClassVar[dict] = {}
     markup_tokens: ClassVar[tuple[str, ...]] = ()
     tools_in_template: ClassVar[bool] = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sealion_vl.families import gemma4_syntax
 from sealion_vl.families.base import FamilyAdapter, gemma_packed_masks
+from sealion_vl.families.inference import Gemma4VisionHooks
 from sealion_vl.families.replies import Scanner, calls_of, find_first, held_from
 
 CHANNEL, END_CHANNEL = "<|channel>", "<channel|>"
@@ -25,6 +26,7 @@ class Gemma4Adapter(FamilyAdapter):
     media_tokens = {"image": "<|image|>", "video": "<|video|>", "audio": "<|audio|>"}
     assistant_header = "<|turn>model\n"
     turn_end = "<turn|>"
+    vision = Gemma4VisionHooks()
     module_groups = {
         "vision": ("model.vision_tower.", "model.audio_tower."),
         "projector": ("model.embed_vision.", "model.embed_audio."),

@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+if TYPE_CHECKING:  # torch only when a model runs: adapters (and reply parsing) import this
+    import torch
+
+
+def _output(**kwargs):
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    return BaseModelOutputWithPooling(**kwargs)
 
 
 def _inner(model):
@@ -29,6 +36,8 @@ def _inner(model):
 def tensor_key(*tensors: torch.Tensor) -> str:
     """A content hash of processed pixels: the image itself plus every processor setting
     that changed its pixels (size, crop, normalisation), since those are in the values."""
+    import torch
+
     h = hashlib.sha256()
     for t in tensors:
         t = t.detach().cpu().contiguous()
@@ -57,14 +66,18 @@ class VisionHooks:
         out = _inner(model).get_image_features(item["pixel_values"], return_dict=True)
         return out.pooler_output
 
-    def assemble(self, features: list) -> BaseModelOutputWithPooling:
-        return BaseModelOutputWithPooling(pooler_output=torch.cat(features, dim=0))
+    def assemble(self, features: list):
+        import torch
+
+        return _output(pooler_output=torch.cat(features, dim=0))
 
     def nbytes(self, feature) -> int:
         return feature.numel() * feature.element_size()
 
     def positions(self, model, enc) -> tuple[torch.Tensor, int]:
         """(position ids for the prompt, the next position after it). 1-D RoPE: 0..L-1."""
+        import torch
+
         n = int(enc["input_ids"].shape[-1])
         return torch.arange(n).unsqueeze(0), n
 
@@ -97,8 +110,8 @@ class QwenVisionHooks(VisionHooks):
         )
         return (out.pooler_output[0], [f[0] for f in out.deepstack_features])
 
-    def assemble(self, features: list) -> BaseModelOutputWithPooling:
-        out = BaseModelOutputWithPooling(pooler_output=tuple(f[0] for f in features))
+    def assemble(self, features: list):
+        out = _output(pooler_output=tuple(f[0] for f in features))
         layers = len(features[0][1]) if features else 0
         out.deepstack_features = [tuple(f[1][i] for f in features) for i in range(layers)]
         return out
@@ -143,13 +156,5 @@ class Gemma4VisionHooks(VisionHooks):
         )
         return out.pooler_output[0]
 
-    def assemble(self, features: list) -> BaseModelOutputWithPooling:
-        return BaseModelOutputWithPooling(pooler_output=tuple(features))
-
-
-_HOOKS = {"gemma3": VisionHooks(), "qwen3_vl": QwenVisionHooks(), "gemma4": Gemma4VisionHooks()}
-
-
-def vision_hooks(family: str) -> VisionHooks:
-    """The hooks of ``family`` (a family without its own uses Gemma 3's fixed-size path)."""
-    return _HOOKS.get(family, _HOOKS["gemma3"])
+    def assemble(self, features: list):
+        return _output(pooler_output=tuple(features))

@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from sealion_vl.families.base import FamilyAdapter
+from sealion_vl.families.inference import QwenVisionHooks
 from sealion_vl.families.replies import Scanner, calls_of, held_from
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Qwen3VLAdapter(FamilyAdapter):
     media_tokens = {"image": "<|image_pad|>", "video": "<|video_pad|>"}
     assistant_header = "<|im_start|>assistant\n"
     turn_end = "<|im_end|>"
+    vision = QwenVisionHooks()
     module_groups = {
         "vision": ("model.visual.patch_embed.", "model.visual.pos_embed.", "model.visual.blocks."),
         "projector": ("model.visual.merger.", "model.visual.deepstack_merger_list."),

@@ -20,7 +20,6 @@ from typing import Any
 
 from sealion_vl.errors import ContextLengthError
 from sealion_vl.families import FamilyAdapter
-from sealion_vl.families.inference import vision_hooks
 from sealion_vl.media import MediaLimits
 from sealion_vl.runtime.encode import Encoder
 from sealion_vl.runtime.generation import ChatResult, GenerationSettings, holdback
@@ -145,7 +144,7 @@ class ChatModel:
         self.vision_cache = VisionCache(int(vision_cache_mb * 2**20))
         self.scheduler = Scheduler(
             model,
-            vision_hooks(adapter.name),
+            adapter.vision,
             self._stop_ids,
             vision_cache=self.vision_cache,
             max_batch=max_batch,
