@@ -127,3 +127,50 @@ def test_interactive_session_attach_reset_and_eof(checkpoint, media_dir):
     assert "attached" in proc.stderr and "no such image file" in proc.stderr
     assert "conversation cleared" in proc.stderr
     assert len(proc.stdout.splitlines()) == 3  # three replies, one line each
+
+
+def test_chat_tools_and_json_schema_flags(checkpoint, tmp_path):
+    import jsonschema
+
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string", "maxLength": 6}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
+    (tmp_path / "tools.json").write_text(json.dumps(tools))
+    schema = {
+        "type": "object",
+        "properties": {"lang": {"enum": ["id", "ms", "th"]}, "n": {"type": "integer"}},
+        "required": ["lang"],
+        "additionalProperties": False,
+    }
+    (tmp_path / "answer.json").write_text(json.dumps(schema))
+    model = ["--model", str(checkpoint("qwen3_vl")), "--max-new-tokens", "150"]
+    res = CliRunner().invoke(
+        app,
+        ["chat", *model, "--tools", str(tmp_path / "tools.json"), "--tool-choice", "required"]
+        + ["--json", "Cuaca di Jakarta?"],
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout.strip().splitlines()[-1])
+    assert payload["finish_reason"] == "tool_calls"
+    assert payload["tool_calls"][0]["function"]["name"] == "get_weather"
+    res = CliRunner().invoke(
+        app, ["chat", *model, "--json-schema", str(tmp_path / "answer.json"), "Bahasa?"]
+    )
+    assert res.exit_code == 0, res.output
+    jsonschema.validate(json.loads(res.stdout.strip().splitlines()[-1]), schema)
+    bad = CliRunner().invoke(app, ["chat", *model, "--json-schema", str(tmp_path / "no.json"), "x"])
+    said = " ".join(bad.output.split())  # the console wraps long lines
+    assert bad.exit_code == 2 and "--json-schema" in said and "no such file" in said
+    (tmp_path / "broken.json").write_text("{nope")
+    bad = CliRunner().invoke(app, ["chat", *model, "--tools", str(tmp_path / "broken.json"), "x"])
+    assert bad.exit_code == 2 and "not valid JSON" in " ".join(bad.output.split())
