@@ -16,6 +16,7 @@ from sealion_vl.cli_flags import check_generation, generation_flags
 from sealion_vl.data.filter_cli import data_app
 from sealion_vl.errors import SealionError
 from sealion_vl.nano.cli import nano_app
+from sealion_vl.serve.config import ServeConfig, config_flags
 
 app = typer.Typer(
     help="Run, serve, adapt and evaluate AI Singapore's SEA-LION vision-language models.",
@@ -324,6 +325,45 @@ def train(
     skipped = result.skipped.get("total_skipped", 0)
     if skipped:
         err.print(f"[yellow]{skipped} rows skipped[/] (see {result.output_dir}/data_report.json)")
+
+
+@app.command()
+@config_flags(ServeConfig)
+def serve(
+    *,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Short name, Hugging Face id or checkpoint folder (default: nano).",
+        ),
+    ] = "nano",
+    overrides: dict,
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API (chat completions, streaming, tools).
+
+    Safe defaults: listens on 127.0.0.1; no local files and no private-network URLs as media;
+    bounded queue (503 beyond it) and body size (413). Set --api-key (or SEALION_VL_API_KEY)
+    before exposing it.
+    """
+    from pydantic import ValidationError
+
+    from sealion_vl.serve import serve as run_server
+
+    try:
+        run_server(model, **overrides)
+    except ValidationError as e:
+        _fail(
+            SealionError(
+                "; ".join(
+                    f"--{'-'.join(str(x) for x in er['loc'])}: {er['msg']}".replace("_", "-")
+                    for er in e.errors()
+                )
+            )
+        )
+    except (SealionError, ValueError) as e:
+        _fail(e)
 
 
 def _end_process_group() -> None:
