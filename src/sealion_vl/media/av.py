@@ -16,9 +16,9 @@ from sealion_vl.errors import MediaError
 from sealion_vl.media.common import MediaLimits, Source, Video, check_pixels, describe, media_error
 from sealion_vl.media.fetch import b64decode, read_source
 
-# Slack for audio length checks: resamplers can add a few samples, and a clip of exactly
-# max_audio_seconds must not be refused for that.
-_AUDIO_SLACK_S = 0.01
+# Slack for duration checks: resamplers can add a few samples, and a clip of exactly
+# the limit must not be refused for rounding.
+_DURATION_SLACK_S = 0.01
 
 
 # --------------------------------------------------------------------------- video
@@ -90,6 +90,8 @@ def _decode_video(data: bytes, wanted: int, limits: MediaLimits, src: object) ->
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
             duration = container.duration / av.time_base
+        if duration is not None:  # from the header: refuse before decoding any frame
+            _check_video_seconds(duration, src, limits)
         rate = stream.average_rate or stream.guessed_rate
         declared = stream.frames
     # The header's frame count is usually right and saves a pass; when it is missing or
@@ -128,12 +130,25 @@ def _grab_frames(
         stream.thread_type = "AUTO"
         for seen, frame in enumerate(container.decode(stream), start=1):
             index = seen - 1
+            if frame.time is not None:  # for containers whose header gave no duration
+                _check_video_seconds(frame.time, src, limits)
             if index in keep:
                 check_pixels((frame.width, frame.height), "video", src, limits)
                 frames.append(frame.to_ndarray(format="rgb24"))
             if index == last:
                 break
     return frames, seen
+
+
+def _check_video_seconds(seconds: float, src: object, limits: MediaLimits) -> None:
+    cap = limits.max_video_seconds
+    if cap is not None and seconds > cap + _DURATION_SLACK_S:
+        raise media_error(
+            "video",
+            src,
+            f"{seconds:.1f} s is longer than the {cap:g} s limit",
+            "Trim the video, or raise MediaLimits.max_video_seconds.",
+        )
 
 
 # --------------------------------------------------------------------------- audio
@@ -207,7 +222,7 @@ def load_audio(
 
 
 def _check_duration(seconds: float, src: object, limits: MediaLimits) -> None:
-    if seconds > limits.max_audio_seconds + _AUDIO_SLACK_S:
+    if seconds > limits.max_audio_seconds + _DURATION_SLACK_S:
         raise media_error(
             "audio",
             src,
@@ -263,7 +278,7 @@ def _decode_audio(data: bytes, rate: int, limits: MediaLimits, src: object) -> n
         # Keep the source channels (planar float) and average them ourselves: swresample's
         # own downmix weights channels by 1/sqrt(2), which would clip loud stereo.
         resampler = av.AudioResampler(format="fltp", rate=rate)
-        cap = int((limits.max_audio_seconds + _AUDIO_SLACK_S) * rate)
+        cap = int((limits.max_audio_seconds + _DURATION_SLACK_S) * rate)
         parts: list[np.ndarray] = []
         count = 0
         for frame in container.decode(stream):

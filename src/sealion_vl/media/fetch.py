@@ -1,8 +1,10 @@
-"""Reading encoded media sources: bytes, local files, data URIs and http(s) with the SSRF guard.
+"""Reading encoded media sources: bytes, local files, data URIs, and http(s) through
+:mod:`~sealion_vl.media.http` (the SSRF guard).
 
-:func:`fetch_bytes` is public through :mod:`sealion_vl.media`. The SSRF guard resolves and
-judges addresses with ``limits.address_policy`` (:class:`~sealion_vl.media.AddressPolicy`),
-so a caller or a test changes what the guard sees by passing its own policy.
+:func:`fetch_bytes` is public through :mod:`sealion_vl.media`. Local reads follow
+``MediaLimits.allow_local_files`` / ``allowed_local_dir``: with a directory set, a path is
+judged by its real location (symlinks and ``..`` resolved) before anything is opened, and the
+opened file is checked again, so a symlink or a swapped directory cannot lead outside.
 """
 
 from __future__ import annotations
@@ -12,18 +14,13 @@ import binascii
 import os
 import re
 import stat
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import httpx
-
 from sealion_vl.errors import MediaError
-from sealion_vl.media.common import URL_SCHEME, MediaLimits, media_error, redact_url, too_big
-
-_USER_AGENT = "sealion-vl-media/1"
-
+from sealion_vl.media.common import URL_SCHEME, MediaLimits, media_error, too_big
+from sealion_vl.media.http import fetch_url
 
 # --------------------------------------------------------------------------- reading sources
 
@@ -42,7 +39,7 @@ def read_source(src: object, limits: MediaLimits, kind: str) -> bytes:
         match = URL_SCHEME.match(src)
         scheme = match.group(1).lower() if match else ""
         if scheme in ("http", "https"):
-            return _fetch(src, limits, kind)
+            return fetch_url(src, limits, kind)
         if scheme == "file":
             return _read_file(_file_url_path(src, kind), src, limits, kind)
         if scheme:
@@ -52,7 +49,7 @@ def read_source(src: object, limits: MediaLimits, kind: str) -> bytes:
                 f"the URL scheme {scheme!r} is not supported",
                 "Use an http(s) URL, a data: URI, or (where allowed) a local path.",
             )
-        return _read_file(Path(os.path.expanduser(src)), src, limits, kind)
+        return _read_file(Path(src), src, limits, kind)
     hint = (
         " For an OpenAI input_audio part, call audio_from_openai(part) first."
         if kind == "audio" and isinstance(src, dict)
@@ -76,33 +73,106 @@ def _file_url_path(url: str, kind: str) -> Path:
 
 
 def _read_file(path: Path, src: object, limits: MediaLimits, kind: str) -> bytes:
-    if not limits.allow_local_files:
+    confined = limits.allowed_local_dir is not None
+    if not (limits.allow_local_files or confined):
         raise media_error(
             kind,
             src,
             "local files are not allowed here",
             "Send the media inline (data: URI / base64) or as an http(s) URL.",
         )
-    fix = f"Check the path (relative paths start at {os.getcwd()!r})."
+    if confined:
+        path = _confine(path, src, limits, kind)
+        fix = "Pass the path of a file inside the allowed media directory."
+    else:
+        path = path.expanduser()
+        fix = f"Check the path (relative paths start at {os.getcwd()!r})."
     if isinstance(src, str) and len(src) > 64 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", src[:200]):
         fix += " If this is base64 data, send it as a data URI: data:<mime>;base64,<data>."
     try:
-        # stat first: opening a FIFO would block, and /dev/zero would never end.
-        mode = path.stat().st_mode
-        if stat.S_ISREG(mode):
-            with path.open("rb") as fh:
+        # stat before opening: opening a FIFO would block, a device may act on open, and
+        # /dev/zero would never end. The fd is checked again after opening (the path may have
+        # changed in between), and under a confining directory the last component must not be
+        # a symlink by then (O_NOFOLLOW).
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise media_error(kind, src, "not a regular file", "Pass the path of a media file.")
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+        if confined:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise media_error(kind, src, "not a regular file", "Pass the path of a media file.")
+            if confined:
+                _check_opened_inside(fd, src, limits, kind)
+            with os.fdopen(os.dup(fd), "rb") as fh:
                 data = fh.read(limits.max_bytes + 1)
+        finally:
+            os.close(fd)
+    except MediaError:
+        raise
     except FileNotFoundError as exc:
         raise media_error(kind, src, "no such file", fix) from exc
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise media_error(
             kind, src, f"cannot read the file ({getattr(exc, 'strerror', None) or exc})", fix
         ) from exc
-    if not stat.S_ISREG(mode):
-        raise media_error(kind, src, "not a regular file", "Pass the path of a media file.")
     if len(data) > limits.max_bytes:
         raise too_big(kind, src, "the file", limits)
     return data
+
+
+def _allowed_root(src: object, limits: MediaLimits, kind: str) -> str:
+    root = os.path.realpath(limits.allowed_local_dir or "")
+    if not os.path.isdir(root):
+        raise media_error(
+            kind,
+            src,
+            "the allowed media directory does not exist",
+            "Ask the operator to fix MediaLimits.allowed_local_dir (--allowed-media-dir).",
+        )
+    return root
+
+
+def _inside(root: str, path: str) -> bool:
+    return os.path.commonpath([root, path]) == root
+
+
+def _confine(path: Path, src: object, limits: MediaLimits, kind: str) -> Path:
+    """The real path of ``path`` (relative to the allowed directory), refused if outside it.
+
+    Judged on the real path (symlinks and ``..`` resolved) before anything is opened, so the
+    answer for a path outside is the same whether or not it exists.
+    """
+    root = _allowed_root(src, limits, kind)
+    try:
+        real = os.path.realpath(os.path.join(root, path))  # an absolute path replaces root
+    except (OSError, ValueError) as exc:
+        raise media_error(kind, src, "invalid path") from exc
+    if not _inside(root, real):
+        raise media_error(
+            kind,
+            src,
+            "the path is outside the allowed media directory (after resolving symlinks and ..)",
+            "Pass the path of a file inside the allowed media directory.",
+        )
+    return Path(real)
+
+
+def _check_opened_inside(fd: int, src: object, limits: MediaLimits, kind: str) -> None:
+    """Where the OS says what an fd points at (Linux /proc), check the opened file itself:
+    a directory swapped for a symlink after :func:`_confine` cannot lead outside."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    if not _inside(_allowed_root(src, limits, kind), opened):
+        raise media_error(
+            kind,
+            src,
+            "the path is outside the allowed media directory (after resolving symlinks and ..)",
+            "Pass the path of a file inside the allowed media directory.",
+        )
 
 
 def b64decode(text: str, kind: str, src: object) -> bytes:
@@ -139,54 +209,6 @@ def _decode_data_uri(uri: str, limits: MediaLimits, kind: str) -> bytes:
 # --------------------------------------------------------------------------- http(s)
 
 
-def _prepare_request(
-    client: httpx.Client, url: str, limits: MediaLimits, remaining: float, src: str, kind: str
-) -> tuple[httpx.Request, httpx.URL]:
-    """Validate one hop's URL and build its request (pinned to a checked IP under the guard)."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise media_error(kind, src, f"invalid URL {redact_url(url)!r}") from exc
-    if parsed.scheme not in ("http", "https"):
-        raise media_error(
-            kind,
-            src,
-            f"refusing the {parsed.scheme or 'missing'!r} URL scheme at {redact_url(url)!r}",
-            "Only http and https URLs can be fetched.",
-        )
-    if not parsed.host:
-        raise media_error(kind, src, f"the URL {redact_url(url)!r} has no host")
-    target, headers, extensions = parsed, {}, {}
-    if not limits.allow_private_hosts:
-        policy = limits.address_policy
-        host = parsed.raw_host.decode("ascii")
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            addresses = policy.resolve(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise media_error(kind, src, f"cannot resolve host {host!r}") from exc
-        if not addresses:
-            raise media_error(kind, src, f"cannot resolve host {host!r}")
-        for address in addresses:
-            if not policy.is_public(address):
-                raise media_error(
-                    kind,
-                    src,
-                    f"host {host!r} resolves to non-public address {address}",
-                    "Only media on the public internet can be fetched here.",
-                )
-        # Connect to the address we checked, not to whatever a second DNS lookup returns
-        # (DNS rebinding); Host header and TLS SNI/certificate still use the real name.
-        target = parsed.copy_with(host=addresses[0])
-        headers["Host"] = parsed.netloc.decode("ascii")
-        if parsed.scheme == "https":
-            extensions["sni_hostname"] = host
-    request = client.build_request(
-        "GET", target, headers=headers, extensions=extensions, timeout=httpx.Timeout(remaining)
-    )
-    return request, parsed
-
-
 def fetch_bytes(url: str, limits: MediaLimits | None = None) -> bytes:
     """Download ``url`` (http or https only) under ``limits``; the loaders' one network path.
 
@@ -196,78 +218,4 @@ def fetch_bytes(url: str, limits: MediaLimits | None = None) -> bytes:
     ``timeout_s`` bounds the whole exchange, not each read. Environment proxies are ignored
     under the SSRF guard, since the guard must see the real destination.
     """
-    return _fetch(url, limits or MediaLimits(), "media")
-
-
-def _fetch(url: str, limits: MediaLimits, kind: str) -> bytes:
-    deadline = time.monotonic() + limits.timeout_s
-    timed_out = media_error(
-        kind,
-        url,
-        f"the download did not finish within {limits.timeout_s:g} s",
-        "Check the URL, use a faster host, or send the media inline.",
-    )
-    current = url
-    with httpx.Client(
-        follow_redirects=False,
-        trust_env=limits.allow_private_hosts,
-        headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
-    ) as client:
-        for _hop in range(limits.max_redirects + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise timed_out
-            request, hop_url = _prepare_request(client, current, limits, remaining, url, kind)
-            try:
-                response = client.send(request, stream=True)
-                try:
-                    if response.is_redirect:
-                        current = str(hop_url.join(response.headers["location"]))
-                        continue
-                    if not response.is_success:
-                        raise media_error(
-                            kind,
-                            url,
-                            f"the server answered HTTP {response.status_code}",
-                            "Check that the URL is right and publicly reachable.",
-                        )
-                    return _read_body(response, limits, deadline, kind, url, timed_out)
-                finally:
-                    response.close()
-            except MediaError:
-                raise
-            except httpx.TimeoutException as exc:
-                raise timed_out from exc
-            except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-                raise media_error(
-                    kind, url, f"the download failed ({exc})", "Check the URL."
-                ) from exc
-    raise media_error(
-        kind,
-        url,
-        f"more than {limits.max_redirects} redirects",
-        "Use the final URL directly, or raise MediaLimits.max_redirects.",
-    )
-
-
-def _read_body(
-    response: httpx.Response,
-    limits: MediaLimits,
-    deadline: float,
-    kind: str,
-    url: str,
-    timed_out: MediaError,
-) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_bytes:
-        raise too_big(kind, url, f"the declared {int(declared):,} bytes", limits)
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > limits.max_bytes:
-            raise too_big(kind, url, "the response", limits)
-        if time.monotonic() > deadline:
-            raise timed_out
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return fetch_url(url, limits or MediaLimits(), "media")
