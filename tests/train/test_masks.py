@@ -100,3 +100,31 @@ def test_padding_and_pack_tail_carry_no_loss(chat_model, media_dir):
     # M-RoPE: (4, B, L), text row restarting at 0 for the second sequence of row 1
     assert packed["position_ids"].shape[:2] == (4, 2)
     assert packed["position_ids"][0, 1, long.length] == 0
+
+
+def test_gemma4_tool_results_in_the_model_turn_get_no_loss(chat_model):
+    # Gemma 4 writes a tool's result inside the model's turn: the model learns to call and
+    # to stop at <|tool_response>, and to answer afterwards, but not to write the result
+    enc, tok = _encoder(chat_model, "gemma4")
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Hanoi"}'},
+    }
+    msgs = parse_conversation(
+        [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "SECRET42 degrees"},
+            {"role": "assistant", "content": "Hot."},
+        ]
+    )
+    f = enc("t", msgs)
+    ids = f.tokens["input_ids"].tolist()
+    targets = {t for t in f.tokens["labels"].tolist() if t != IGNORE}
+    trained = tok.decode(sorted(targets))
+    result_ids = set(tok("SECRET42", add_special_tokens=False)["input_ids"])
+    assert not result_ids & targets, trained
+    start = tok.convert_tokens_to_ids("<|tool_response>")
+    assert start in ids and start in targets  # it still learns to stop there
+    assert set(tok("Hot.", add_special_tokens=False)["input_ids"]) <= targets

@@ -52,6 +52,9 @@ class FamilyAdapter:
     turn_end: ClassVar[str] = ""
     # parameter-name prefixes of the parts the freeze switches act on
     module_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # (open, close) token pairs inside the assistant turn that quote others' text (tool
+    # results in Gemma 4's format): no training loss between them
+    quoted_in_turn: ClassVar[tuple[tuple[str, str], ...]] = ()
     # how the engine splits, encodes (and caches) images and positions prompts
     vision: ClassVar[VisionHooks] = VisionHooks()
     special_tokens: ClassVar[dict] = {}

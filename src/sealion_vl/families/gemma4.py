@@ -27,6 +27,7 @@ class Gemma4Adapter(FamilyAdapter):
     assistant_header = "<|turn>model\n"
     turn_end = "<turn|>"
     vision = Gemma4VisionHooks()
+    quoted_in_turn = (("<|tool_response>", "<tool_response|>"),)
     module_groups = {
         "vision": ("model.vision_tower.", "model.audio_tower."),
         "projector": ("model.embed_vision.", "model.embed_audio."),

@@ -75,6 +75,24 @@ def assistant_mask(input_ids: torch.Tensor, header: list[int], end: int) -> torc
     return mask
 
 
+def quoted_spans(input_ids: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Bool (L,): True after each ``start`` token up to and including its ``stop`` token.
+
+    The ``start`` token itself stays trainable: the model emits it (Gemma 4 stops at
+    ``<|tool_response>`` to wait for the tool), but not what the tool answered.
+    """
+    ids = input_ids.tolist()
+    out = torch.zeros(len(ids), dtype=torch.bool)
+    inside = False
+    for i, t in enumerate(ids):
+        if inside:
+            out[i] = True
+            inside = t != stop
+        elif t == start:
+            inside = True
+    return out
+
+
 class FeatureEncoder:
     """Training features for one model: the shared encoder's inputs plus loss targets.
 
@@ -100,6 +118,11 @@ class FeatureEncoder:
         self.header = tok(adapter.assistant_header, add_special_tokens=False)["input_ids"]
         self.end = tok.convert_tokens_to_ids(adapter.turn_end)
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        # text the model's turn quotes but did not write (Gemma 4: tool results)
+        vocab = tok.get_vocab()
+        self.quoted = [
+            (vocab[a], vocab[b]) for a, b in adapter.quoted_in_turn if a in vocab and b in vocab
+        ]
 
     def render(self, messages: list[Message]) -> str:
         """The training text of ``messages`` (no generation prompt)."""
@@ -114,6 +137,8 @@ class FeatureEncoder:
         )
         input_ids = enc["input_ids"][0]
         mask = assistant_mask(input_ids, self.header, self.end)
+        for start, stop in self.quoted:
+            mask &= ~quoted_spans(input_ids, start, stop)
         labels = torch.full_like(input_ids, IGNORE)
         labels[:-1] = torch.where(mask[1:], input_ids[1:], torch.full_like(input_ids[1:], IGNORE))
         n = input_ids.shape[0]
