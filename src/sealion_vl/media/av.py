@@ -108,6 +108,8 @@ def _decode_video(data: bytes, wanted: int, limits: MediaLimits, src: object) ->
     fps = float(rate) if rate else (total / duration if duration else 0.0)
     if fps <= 0:
         raise media_error("video", src, "its frame rate cannot be determined", "Re-encode it.")
+    if not duration:  # no timing anywhere in the file: judge by frames and frame rate
+        _check_video_seconds(total / fps, src, limits)
     return Video(
         frames=np.stack(frames),
         fps=fps,
@@ -128,10 +130,11 @@ def _grab_frames(
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        start = stream.start_time or 0
         for seen, frame in enumerate(container.decode(stream), start=1):
             index = seen - 1
-            if frame.time is not None:  # for containers whose header gave no duration
-                _check_video_seconds(frame.time, src, limits)
+            if frame.pts is not None and stream.time_base:  # for headers that gave no duration
+                _check_video_seconds(float((frame.pts - start) * stream.time_base), src, limits)
             if index in keep:
                 check_pixels((frame.width, frame.height), "video", src, limits)
                 frames.append(frame.to_ndarray(format="rgb24"))
