@@ -11,7 +11,6 @@ Everything family-specific is asked of ``self.adapter``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import queue
 import threading
 import time
@@ -22,7 +21,8 @@ from sealion_vl.errors import ContextLengthError
 from sealion_vl.families import FamilyAdapter
 from sealion_vl.media import MediaLimits
 from sealion_vl.runtime.encode import Encoder
-from sealion_vl.runtime.generation import ChatResult, GenerationSettings, holdback
+from sealion_vl.runtime.futures import ChatFuture, DeltaDecoder
+from sealion_vl.runtime.generation import ChatResult, GenerationSettings
 from sealion_vl.runtime.sampling import Sampling
 from sealion_vl.runtime.scheduler import Finished, Request, Scheduler
 from sealion_vl.runtime.vision_cache import VisionCache
@@ -47,55 +47,6 @@ def _logprob_count(opts: dict) -> int | None:
     if not isinstance(k, int) or not 0 <= k <= 20:
         raise ValueError(f"top_logprobs must be an integer from 0 to 20, got {k!r}")
     return k
-
-
-class ChatFuture:
-    """A submitted request: ``result()``, ``cancel()``, or iterate its typed deltas.
-
-    Thread-safe; ``asyncio.wrap_future(f.future)`` awaits it from an event loop.
-    """
-
-    def __init__(self, engine: ChatModel, parse_tools: bool) -> None:
-        self._engine = engine
-        self._parse_tools = parse_tools
-        self.future: concurrent.futures.Future = concurrent.futures.Future()
-        self.cancel_event = threading.Event()
-        self._listeners: list = []
-        self._lock = threading.Lock()
-        self.stop_strings: list[str] = []
-        self.reasoning_open = False  # the prompt itself opened a thinking block
-
-    def _sink(self, event: tuple) -> None:
-        """Called from the scheduler thread: must neither block nor raise."""
-        with self._lock:
-            listeners = list(self._listeners)
-        for fn in listeners:
-            fn(event)
-        kind = event[0]
-        if kind == "done":
-            try:
-                self.future.set_result(self._engine._result(event[1], self))
-            except Exception as e:  # a bug in result assembly fails this request only
-                self.future.set_exception(e)
-        elif kind == "error":
-            self.future.set_exception(event[1])
-
-    def listen(self, fn) -> None:
-        """Call ``fn(event)`` for every scheduler event from now on (must not block)."""
-        with self._lock:
-            self._listeners.append(fn)
-
-    def result(self, timeout: float | None = None) -> ChatResult:
-        """Wait for the reply; raises what the request raised."""
-        return self.future.result(timeout)
-
-    def done(self) -> bool:
-        return self.future.done()
-
-    def cancel(self) -> None:
-        """End generation at the next step; the result says ``finish_reason="cancelled"``."""
-        self.cancel_event.set()
-        self._engine.scheduler.wake()
 
 
 class ChatModel:
@@ -238,7 +189,7 @@ class ChatModel:
             loop.call_soon_threadsafe(events.put_nowait, ev)
 
         fut = await asyncio.to_thread(self._submit, messages, kwargs, push)
-        decoder = _DeltaDecoder(self, fut)
+        decoder = DeltaDecoder(self, fut)
         try:
             while True:
                 ev = await events.get()
@@ -282,7 +233,7 @@ class ChatModel:
         constraint = self._constraint(
             opts.get("response_format"), prompt_tools, choice, opts.get("parallel_tool_calls")
         )
-        fut = ChatFuture(self, parse_tools=bool(prompt_tools))
+        fut = ChatFuture(bool(prompt_tools), build=self._result, wake=self.scheduler.wake)
         fut.reasoning_open = self.adapter.prompt_opens_reasoning(prompt)
         fut.stop_strings = list(settings.stop or [])
         if listener is not None:
@@ -293,7 +244,7 @@ class ChatModel:
             sampling=Sampling.from_generation_config(cfg, settings.seed),
             max_new_tokens=max_new,
             stop_strings=list(settings.stop or []),
-            sink=fut._sink,
+            sink=fut.sink,
             decode=self._decode,
             constraint=constraint,
             ignore_eos=settings.ignore_eos,
@@ -347,7 +298,7 @@ class ChatModel:
 
     def _result(self, fin: Finished, fut: ChatFuture) -> ChatResult:
         parsed = self.adapter.parse_reply(
-            fin.text, tools=fut._parse_tools, reasoning_open=fut.reasoning_open
+            fin.text, tools=fut.parse_tools, reasoning_open=fut.reasoning_open
         )
         reason = "tool_calls" if parsed.tool_calls else fin.finish_reason
         first = fin.t_first or fin.t_end
@@ -385,7 +336,7 @@ class ChatModel:
         ]
 
     def _deltas(self, events, fut: ChatFuture) -> Iterator:
-        decoder = _DeltaDecoder(self, fut)
+        decoder = DeltaDecoder(self, fut)
         for ev in events:
             yield from decoder.feed(ev)
             if ev[0] in ("done", "error"):
@@ -415,36 +366,3 @@ class ChatModel:
 
     def __repr__(self) -> str:
         return f"ChatModel({self.name!r}, family={self.adapter.name}, device={self.model.device})"
-
-
-class _DeltaDecoder:
-    """Scheduler events of one request -> typed deltas (content, reasoning, tool calls).
-
-    Text that might still become a stop string is held back; what is released goes through
-    the family's incremental reply parser, which holds back partial markup tags itself.
-    """
-
-    def __init__(self, engine: ChatModel, fut: ChatFuture) -> None:
-        self.fut = fut
-        self.parser = engine.adapter.reply_stream(
-            tools=fut._parse_tools, reasoning_open=fut.reasoning_open
-        )
-        self.sent = ""
-
-    def feed(self, ev: tuple) -> list:
-        kind = ev[0]
-        if kind == "error":
-            raise ev[1]
-        if kind == "text":
-            text = ev[1]
-            ready = text[: len(text) - holdback(text, self.fut.stop_strings)]
-            return self._release(ready)
-        final = ev[1].text
-        out = self._release(final)
-        return out + list(self.parser.finish())
-
-    def _release(self, ready: str) -> list:
-        if not ready.startswith(self.sent) or len(ready) <= len(self.sent):
-            return []
-        delta, self.sent = ready[len(self.sent) :], ready
-        return list(self.parser.feed(delta))

@@ -1,0 +1,99 @@
+"""What a caller holds while the scheduler works: a future per request, and the decoder
+that turns the scheduler's events into typed deltas for streams.
+
+Both are driven from the scheduler thread through ``ChatFuture.sink``; neither may block
+or raise there (a broken consumer must not stop the step loop).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable
+
+from sealion_vl.runtime.generation import ChatResult, holdback
+
+
+class ChatFuture:
+    """A submitted request: ``result()``, ``cancel()``, or iterate its typed deltas.
+
+    Thread-safe; ``asyncio.wrap_future(f.future)`` awaits it from an event loop.
+    """
+
+    def __init__(self, parse_tools: bool, build: Callable, wake: Callable[[], None]) -> None:
+        """``build(finished, future)`` makes the :class:`ChatResult`; ``wake()`` tells the
+        scheduler to look at cancellations now."""
+        self.parse_tools = parse_tools  # tools were offered: read tool calls from the reply
+        self.reasoning_open = False  # the prompt itself opened a thinking block
+        self.stop_strings: list[str] = []
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.cancel_event = threading.Event()
+        self._build = build
+        self._wake = wake
+        self._listeners: list = []
+        self._lock = threading.Lock()
+
+    def sink(self, event: tuple) -> None:
+        """Called from the scheduler thread: must neither block nor raise."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            fn(event)
+        kind = event[0]
+        if kind == "done":
+            try:
+                self.future.set_result(self._build(event[1], self))
+            except Exception as e:  # a bug in result assembly fails this request only
+                self.future.set_exception(e)
+        elif kind == "error":
+            self.future.set_exception(event[1])
+
+    def listen(self, fn) -> None:
+        """Call ``fn(event)`` for every scheduler event from now on (must not block)."""
+        with self._lock:
+            self._listeners.append(fn)
+
+    def result(self, timeout: float | None = None) -> ChatResult:
+        """Wait for the reply; raises what the request raised."""
+        return self.future.result(timeout)
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancel(self) -> None:
+        """End generation at the next step; the result says ``finish_reason="cancelled"``."""
+        self.cancel_event.set()
+        self._wake()
+
+
+class DeltaDecoder:
+    """Scheduler events of one request -> typed deltas (content, reasoning, tool calls).
+
+    Text that might still become a stop string is held back; what is released goes through
+    the family's incremental reply parser, which holds back partial markup tags itself.
+    """
+
+    def __init__(self, engine, fut: ChatFuture) -> None:
+        self.fut = fut
+        self.parser = engine.adapter.reply_stream(
+            tools=fut.parse_tools, reasoning_open=fut.reasoning_open
+        )
+        self.sent = ""
+
+    def feed(self, ev: tuple) -> list:
+        kind = ev[0]
+        if kind == "error":
+            raise ev[1]
+        if kind == "text":
+            text = ev[1]
+            ready = text[: len(text) - holdback(text, self.fut.stop_strings)]
+            return self._release(ready)
+        final = ev[1].text
+        out = self._release(final)
+        return out + list(self.parser.finish())
+
+    def _release(self, ready: str) -> list:
+        if not ready.startswith(self.sent) or len(ready) <= len(self.sent):
+            return []
+        delta, self.sent = ready[len(self.sent) :], ready
+        return list(self.parser.feed(delta))
