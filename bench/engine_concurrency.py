@@ -8,9 +8,11 @@ Launch (from the repo root)::
 What it does, per model, in one process and on the same model object:
 
 1. Builds a fixed workload: ``--requests`` image+text requests (one of four synthetic
-   images each), reply lengths drawn from 16..128 tokens (``ignore_eos``, so every engine
-   produces exactly that many tokens), arrival times spread uniformly over ``--spread``
-   seconds (seeded).
+   images each), reply lengths drawn from ``--min-new``..``--max-new`` tokens (32..256;
+   ``ignore_eos``, so every engine produces exactly that many tokens), arrival times spread
+   uniformly over ``--spread`` seconds (2; seeded). Output tok/s is measured from the first
+   arrival to the last reply, so a workload much lighter than the spread measures the
+   arrivals, not the engine: ours then finishes soon after the last arrival.
 2. Replays it against three engines, each fed by one client thread per request that sleeps
    until its arrival time:
    - **ours**: ``ChatModel.submit`` (continuous batching, vision cache on);
@@ -26,8 +28,11 @@ What it does, per model, in one process and on the same model object:
    timing the second turn (prefill-dominated: 1 new token), median of ``--turns`` runs.
 
 The "wide" model is a Gemma 3 architecture made wide enough for compute, not Python
-overhead, to dominate a step (hidden 512, 4 layers, 224-pixel SigLIP with 4 layers and 64
-soft tokens), randomly initialised once into bench/.cache/.
+overhead, to dominate a step (language model: hidden 512, 4 layers, 15.7M parameters), with
+its vision side in Gemma-3-4B's proportions: 448-pixel SigLIP (1024 patches of 14 px pooled
+to 64 soft tokens, as 4096 patches pool to 256 in the real model), 4 layers of width 192, so
+the vision tower is about 60% of a second turn's prefill FLOPs, as it is for Gemma-3-4B
+(2 x 0.4B x 4096 vs 2 x 3.9B x ~300). Randomly initialised once into bench/.cache/.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def wide_checkpoint() -> Path:
     from sealion_vl.nano.model import NanoSize, init_checkpoint
     from tests.fixtures.tiny import build_tokenizer
 
-    out = CACHE / "gemma3-wide"
+    out = CACHE / "gemma3-wide-v2"
     if (out / "config.json").is_file():
         return out
     size = NanoSize(
@@ -60,10 +65,10 @@ def wide_checkpoint() -> Path:
         layers=4,
         heads=8,
         kv_heads=4,
-        vision_hidden=256,
+        vision_hidden=192,
         vision_layers=4,
         vision_heads=4,
-        image_size=224,
+        image_size=448,
         patch_size=14,
         image_tokens=64,
         context=4096,
@@ -87,7 +92,9 @@ def images(n: int, folder: Path) -> list[str]:
     return paths
 
 
-def workload(n: int, spread: float, seed: int, pics: list[str]) -> list[dict]:
+def workload(
+    n: int, spread: float, seed: int, pics: list[str], lengths: tuple[int, int]
+) -> list[dict]:
     rng = random.Random(seed)
     jobs = []
     for i in range(n):
@@ -100,7 +107,7 @@ def workload(n: int, spread: float, seed: int, pics: list[str]) -> list[dict]:
                 ],
             }
         ]
-        jobs.append({"conv": conv, "new": rng.randint(16, 128), "at": rng.uniform(0, spread)})
+        jobs.append({"conv": conv, "new": rng.randint(*lengths), "at": rng.uniform(0, spread)})
     return sorted(jobs, key=lambda j: j["at"])
 
 
@@ -220,7 +227,7 @@ def bench_model(name: str, source: str, args) -> None:
     import sealion_vl
 
     pics = images(4, CACHE / "bench-images")
-    jobs = workload(args.requests, args.spread, args.seed, pics)
+    jobs = workload(args.requests, args.spread, args.seed, pics, (args.min_new, args.max_new))
     ours = sealion_vl.load(source)
     serial = sealion_vl.load(source, max_batch=1, vision_cache_mb=0)
     serial.model = ours.model  # one model object for every engine
@@ -234,8 +241,9 @@ def bench_model(name: str, source: str, args) -> None:
         "transformers generate": replay(jobs, hf_runner(ours)),
     }
     print(
-        f"\n## {name}: {args.requests} requests over {args.spread:g} s, "
-        f"{rows['ours (scheduler)']['tokens']} output tokens, {torch.get_num_threads()} threads"
+        f"\n## {name}: {args.requests} requests over {args.spread:g} s, replies "
+        f"{args.min_new}..{args.max_new} tokens, {rows['ours (scheduler)']['tokens']} output "
+        f"tokens, {torch.get_num_threads()} threads"
     )
     print(f"{'engine':24} {'tok/s':>8} {'p50 s':>7} {'p95 s':>7} {'p95 TTFT s':>11}")
     for k, v in rows.items():
@@ -261,7 +269,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="nano,wide", help="comma list of nano, wide, or folders")
     ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--spread", type=float, default=3.0, help="arrivals over this many seconds")
+    ap.add_argument("--spread", type=float, default=2.0, help="arrivals over this many seconds")
+    ap.add_argument("--min-new", type=int, default=32, help="shortest reply (tokens)")
+    ap.add_argument("--max-new", type=int, default=256, help="longest reply (tokens)")
     ap.add_argument("--turns", type=int, default=5, help="second-turn repeats (median)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
