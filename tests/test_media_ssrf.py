@@ -488,6 +488,31 @@ def test_a_server_that_never_answers_ends_at_the_deadline(silent_port: int) -> N
     _refused_within(f"http://media.test:{silent_port}/a.png", limits, r"within 1 s", 1.8)
 
 
+def test_a_connection_that_is_never_accepted_ends_at_the_connect_timeout() -> None:
+    # A full accept queue: the kernel drops the SYN, so connect() hangs like a black-holed host.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(0)
+    port = sock.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    probe = socket.socket()
+    probe.settimeout(0.2)
+    try:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            pytest.skip("this kernel accepts past a full backlog")
+        limits = guarded(
+            Resolver(default=["127.0.0.1"]),
+            loopback_only("127.0.0.1"),
+            connect_timeout_s=0.5,
+            timeout_s=5.0,
+        )
+        url = f"http://media.test:{port}/a.png"
+        _refused_within(url, limits, r"could not connect to 'media.test' within 0.5 s", 1.5)
+    finally:
+        for each in (probe, filler, sock):
+            each.close()
+
+
 @pytest.mark.parametrize("route", ["/trickle-body", "/trickle-slow", "/trickle-headers"])
 def test_a_trickling_server_ends_at_the_deadline(server: _Server, route: str) -> None:
     limits = guarded(Resolver(default=["127.0.0.1"]), loopback_only("127.0.0.1"), timeout_s=1.0)
@@ -594,3 +619,28 @@ def test_is_public_ip_metadata_and_site_local() -> None:
         assert policy.is_public(address) is False, address
     assert policy.is_public("8.8.8.8") is True
     assert policy.is_public(str(ipaddress.ip_address("2606:4700:4700::1111"))) is True
+
+
+def test_ipv6_literals_and_answers_are_pinned_too() -> None:
+    class Server6(_Server):
+        address_family = socket.AF_INET6
+
+    try:
+        httpd = Server6(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    httpd.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = port_of(httpd)
+        only_v6_loopback = loopback_only("::1")
+        literal = guarded(Resolver(), only_v6_loopback)
+        assert fetch_bytes(f"http://[::1]:{port}/image.png", literal) == IMAGE
+        named = guarded(Resolver({"v6.test": [["::1"], ["::2"]]}), only_v6_loopback)
+        assert fetch_bytes(f"http://v6.test:{port}/image.png", named) == IMAGE
+        assert httpd.seen == [  # type: ignore[attr-defined]
+            (f"[::1]:{port}", "/image.png"),
+            (f"v6.test:{port}", "/image.png"),
+        ]
+    finally:
+        _stop(httpd)

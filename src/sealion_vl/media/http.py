@@ -128,7 +128,7 @@ class _PinnedBackend(httpcore.NetworkBackend):
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
-    ):  # noqa: E501
+    ) -> httpcore.NetworkStream:
         raise httpcore.ConnectError("unix sockets are not used for media")
 
 
@@ -137,6 +137,8 @@ def _httpx_errors() -> Iterator[None]:
     """httpcore's exceptions as httpx's, so callers handle one family."""
     try:
         yield
+    except httpcore.ConnectTimeout as exc:
+        raise httpx.ConnectTimeout(str(exc) or "connect timeout") from exc
     except httpcore.TimeoutException as exc:
         raise httpx.TimeoutException(str(exc) or type(exc).__name__) from exc
     except (
@@ -324,6 +326,15 @@ def fetch_url(url: str, limits: MediaLimits, kind: str) -> bytes:
                     response.close()
             except MediaError:
                 raise
+            except httpx.ConnectTimeout as exc:
+                if time.monotonic() >= deadline:
+                    raise timed_out from exc
+                raise media_error(
+                    kind,
+                    url,
+                    f"could not connect to {hop_url.host!r} within {limits.connect_timeout_s:g} s",
+                    "Check the URL, or send the media inline.",
+                ) from exc
             except httpx.TimeoutException as exc:
                 raise timed_out from exc
             except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
