@@ -8,6 +8,7 @@ Nothing here connects outside 127.0.0.0/8: host names are answered by the resolv
 from __future__ import annotations
 
 import datetime
+import gzip
 import ipaddress
 import socket
 import ssl
@@ -101,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path.startswith("/chain/"):
             left = int(path.rsplit("/", 1)[1])
             self._send(302, Location=f"/chain/{left - 1}" if left else "/image.png")
+        elif path == "/gzip":  # a gzip bomb: 10 MB of zeros in ~10 kB
+            body = gzip.compress(b"\0" * 10 * 2**20)
+            self._send(200, body, Content_Encoding="gzip")
         elif path == "/endless":  # no Content-Length: only the streaming cap stops it
             self.send_response(200)
             self.send_header("Connection", "close")
@@ -528,6 +532,12 @@ def test_an_endless_body_stops_at_the_byte_cap(server: _Server) -> None:
     )
 
 
+def test_compressed_responses_are_refused_not_inflated(server: _Server) -> None:
+    for limits in (MediaLimits(), MediaLimits(max_bytes=2**20)):
+        with pytest.raises(MediaError, match=r"compressed data \(Content-Encoding: gzip\)"):
+            fetch_bytes(f"http://127.0.0.1:{port_of(server)}/gzip", limits)
+
+
 def test_deadline_also_holds_without_the_guard(server: _Server) -> None:
     limits = MediaLimits(timeout_s=1.0)  # local use: no guard, httpx connects itself
     _refused_within(f"http://127.0.0.1:{port_of(server)}/trickle-body", limits, "within 1 s", 2.5)
@@ -564,6 +574,16 @@ def test_allowed_domains(server: _Server, host: str, allowed: bool) -> None:
         with pytest.raises(MediaError, match="not in the allowed media domains"):
             fetch_bytes(url, limits)
         assert resolver.calls == []  # refused by name, before any lookup
+
+
+def test_allowed_domains_accept_either_form_of_an_international_name(server: _Server) -> None:
+    port = port_of(server)
+    for listed in ("münchen.test", "xn--mnchen-3ya.test"):
+        limits = guarded(
+            Resolver(default=["127.0.0.1"]), loopback_only("127.0.0.1"), allowed_domains=(listed,)
+        )
+        for host in ("münchen.test", "xn--mnchen-3ya.test"):
+            assert fetch_bytes(f"http://{host}:{port}/image.png", limits) == IMAGE
 
 
 def test_allowed_domains_do_not_bypass_the_address_check(server: _Server) -> None:

@@ -14,13 +14,18 @@ Decoders only ever see bytes already held in memory (never a path or URL), so co
 that reference other files or URLs (HLS playlists, ffconcat lists) cannot make FFmpeg open
 anything on its own.
 
-The SSRF guard (``MediaLimits(allow_private_hosts=False)``) resolves hosts and judges addresses
-with ``MediaLimits.address_policy``, an :class:`AddressPolicy` whose defaults are the system
-resolver and :func:`is_public_ip`; pass your own policy to change what the guard sees.
+``MediaLimits()`` suits local use (any path, any host); ``MediaLimits.for_server()`` is for a
+server exposed to untrusted clients: no local files (unless ``allowed_local_dir``), the SSRF
+guard on, tight deadlines. Under the guard every hop's host is resolved once with
+``MediaLimits.address_policy`` (an :class:`AddressPolicy`: the system resolver and
+:func:`is_public_ip` by default; pass your own to change what the guard sees), every address and
+every spelling of an IP literal is judged, and the connection is pinned to the checked
+addresses while TLS still verifies the host name.
 
 Modules, split by job: :mod:`~sealion_vl.media.common` (limits, address policy, :class:`Video`,
-log-safe messages), :mod:`~sealion_vl.media.fetch` (reading sources, data URIs, http(s) and the
-SSRF guard), :mod:`~sealion_vl.media.image` and :mod:`~sealion_vl.media.av` (video and audio).
+log-safe messages), :mod:`~sealion_vl.media.fetch` (reading sources, local files, data URIs),
+:mod:`~sealion_vl.media.http` (http(s), the SSRF guard and its pinned transport),
+:mod:`~sealion_vl.media.image` and :mod:`~sealion_vl.media.av` (video and audio).
 Import from this package: the names below are the public API.
 """
 

@@ -212,10 +212,15 @@ def _decode_data_uri(uri: str, limits: MediaLimits, kind: str) -> bytes:
 def fetch_bytes(url: str, limits: MediaLimits | None = None) -> bytes:
     """Download ``url`` (http or https only) under ``limits``; the loaders' one network path.
 
-    Redirects are followed by hand so every hop gets the scheme check and, when
-    ``allow_private_hosts`` is False, the SSRF check. The byte cap is enforced while streaming
-    (a server that lies about or omits Content-Length is cut off at the cap), and
-    ``timeout_s`` bounds the whole exchange, not each read. Environment proxies are ignored
-    under the SSRF guard, since the guard must see the real destination.
+    Redirects are followed by hand so every hop gets the scheme and ``allowed_domains`` checks
+    and, when ``allow_private_hosts`` is False, the SSRF check (one lookup, every address
+    judged, the connection pinned to them). The byte cap is enforced while streaming (a server
+    that lies about or omits Content-Length is cut off at the cap; HTTP compression is refused
+    rather than inflated), ``connect_timeout_s`` bounds each connection and ``timeout_s`` the
+    whole exchange, not each read. Environment proxies are ignored under the SSRF guard, since
+    the guard must see the real destination.
+
+    Raises:
+        MediaError: for every refusal or failure, naming the (redacted) URL and the reason.
     """
     return fetch_url(url, limits or MediaLimits(), "media")

@@ -230,7 +230,8 @@ def _check_hop(
     host = parsed.raw_host.decode("ascii")
     if not host:
         raise media_error(kind, src, f"the URL {shown!r} has no host")
-    if limits.allowed_domains and not host_matches(host, limits.allowed_domains):
+    allowed = limits.allowed_domains
+    if allowed and not (host_matches(host, allowed) or host_matches(parsed.host, allowed)):
         raise media_error(
             kind,
             src,
@@ -357,12 +358,22 @@ def _read_body(
     url: str,
     timed_out: MediaError,
 ) -> bytes:
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # We ask for identity. Decoding gzip (let alone "gzip, gzip") would let a few kilobytes
+        # expand to gigabytes before the byte cap could see them.
+        raise media_error(
+            kind,
+            url,
+            f"the server sent compressed data (Content-Encoding: {encoding})",
+            "Serve the file without HTTP compression, or send the media inline.",
+        )
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
         raise too_big(kind, url, f"the declared {int(declared):,} bytes", limits)
     chunks: list[bytes] = []
     total = 0
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
         total += len(chunk)
         if total > limits.max_bytes:
             raise too_big(kind, url, "the response", limits)
