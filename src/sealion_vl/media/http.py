@@ -14,9 +14,12 @@ The same backend enforces the deadline: every socket read, write and handshake g
 time left until ``timeout_s`` runs out, so a server that trickles bytes (in the headers or the
 body) is cut off at the deadline, not one read later.
 
-Without the guard (local use) httpx connects as usual, honouring proxy environment variables,
-with the deadline checked between body chunks. We wrote the backend by hand because neither
-httpx nor httpcore has a "connect to this address" option short of replacing the resolver.
+Without the guard (local use) the same transport connects by name through the system resolver,
+with the same deadline; only when proxy environment variables are set does httpx's own
+transport take over (honouring them), with the deadline then checked between body chunks.
+
+We wrote the backend by hand because neither httpx nor httpcore has a "connect to this address"
+option short of replacing the resolver.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import contextlib
 import functools
 import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,10 +91,12 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _PinnedBackend(httpcore.NetworkBackend):
-    """Connects ``(host, port)`` only to the addresses pinned for it; never resolves names."""
+    """Connects ``(host, port)`` only to the addresses pinned for it; never resolves names
+    (except ``unguarded``, for local use, where unpinned names go to the system resolver)."""
 
-    def __init__(self, deadline: float, connect_timeout: float) -> None:
+    def __init__(self, deadline: float, connect_timeout: float, unguarded: bool = False) -> None:
         self.pins: dict[tuple[str, int], list[str]] = {}
+        self._unguarded = unguarded
         self._deadline = deadline
         self._connect_timeout = connect_timeout
         self._inner = httpcore.SyncBackend()
@@ -104,7 +110,9 @@ class _PinnedBackend(httpcore.NetworkBackend):
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
         addresses = self.pins.get((host, port))
-        if not addresses:  # cannot happen through _fetch; refuse rather than resolve
+        if not addresses and self._unguarded:
+            addresses = [host]  # local use: the system resolver, as any client would
+        if not addresses:  # cannot happen through fetch_url; refuse rather than resolve
             raise httpcore.ConnectError(f"no checked address for {host}:{port}")
         error: Exception | None = None
         for address in addresses:  # every one of them passed the check
@@ -238,7 +246,7 @@ def _check_hop(
             f"host {host!r} is not in the allowed media domains",
             "Fetch media only from the allowed domains, or send it inline.",
         )
-    if backend is None:
+    if backend is None or limits.allow_private_hosts:
         return parsed
     policy = limits.address_policy
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -273,6 +281,12 @@ def _check_hop(
 # --------------------------------------------------------------------------- fetching
 
 
+def _env_proxies() -> bool:
+    """Whether proxy environment variables are set (only honoured without the guard)."""
+    proxies = urllib.request.getproxies()
+    return any(scheme in proxies for scheme in ("http", "https", "all"))
+
+
 def fetch_url(url: str, limits: MediaLimits, kind: str) -> bytes:
     """Download an http(s) URL under ``limits`` (see :func:`sealion_vl.media.fetch_bytes`)."""
     deadline = time.monotonic() + limits.timeout_s
@@ -283,9 +297,10 @@ def fetch_url(url: str, limits: MediaLimits, kind: str) -> bytes:
         "Check the URL, use a faster host, or send the media inline.",
     )
     guarded = not limits.allow_private_hosts
-    backend = _PinnedBackend(deadline, limits.connect_timeout_s) if guarded else None
     timeout = httpx.Timeout(limits.timeout_s, connect=limits.connect_timeout_s)
-    if backend is not None:
+    backend: _PinnedBackend | None = None
+    if guarded or not _env_proxies():
+        backend = _PinnedBackend(deadline, limits.connect_timeout_s, unguarded=not guarded)
         client = httpx.Client(
             transport=_PinnedTransport(backend, _ssl_context(limits.extra_ca_file)),
             follow_redirects=False,
@@ -293,7 +308,7 @@ def fetch_url(url: str, limits: MediaLimits, kind: str) -> bytes:
             headers=_HEADERS,
             timeout=timeout,
         )
-    else:
+    else:  # local use behind a proxy: httpx's own transport honours the proxy variables
         verify: ssl.SSLContext | bool = (
             _ssl_context(limits.extra_ca_file) if limits.extra_ca_file else True
         )
