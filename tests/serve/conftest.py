@@ -56,20 +56,22 @@ def client(server: Server, key: str = KEY, **kw):
     return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, **kw)
 
 
+_http = httpx.Client(limits=httpx.Limits(max_connections=128, max_keepalive_connections=0))
+
+
 def post(server: Server, body, key: str | None = KEY, **kw) -> httpx.Response:
+    """POST a chat completion (a dict as JSON, bytes/str as they are) and return the reply."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     headers.update(kw.pop("headers", {}))
+    kw.setdefault("timeout", 60)
     if isinstance(body, (bytes, str)):
-        return httpx.post(
+        return _http.post(
             server.url + "/v1/chat/completions",
             content=body,
             headers={"Content-Type": "application/json", **headers},
-            timeout=60,
             **kw,
         )
-    return httpx.post(
-        server.url + "/v1/chat/completions", json=body, headers=headers, timeout=60, **kw
-    )
+    return httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers, **kw)
 
 
 def data_uri(path: Path | bytes, mime: str = "image/png") -> str:

@@ -69,8 +69,9 @@ class _Server:
         self.metrics = Metrics(model, lambda: self.in_flight)
 
     # ------------------------------------------------------------ admission
-    def check(self, body: protocol.ChatCompletionRequest) -> None:
-        """Refuse before any work: unknown model, too many media parts, full queue."""
+    def admit(self, body: protocol.ChatCompletionRequest) -> None:
+        """Refuse before any work (unknown model, too many media parts, full queue), else
+        count the request's generations in flight until :meth:`submit` hands them over."""
         if body.model is not None and body.model not in self.names:
             raise APIError(
                 404,
@@ -111,15 +112,16 @@ class _Server:
                 "server_busy",
                 headers={"Retry-After": "1"},
             )
+        self.in_flight += body.n  # admitted now, in this loop step: no await in between
 
     # ------------------------------------------------------------ submitting
     async def submit(self, body: protocol.ChatCompletionRequest, listener=None) -> list:
-        """Encode and queue ``body.n`` generations in the pool; returns their ChatFutures."""
+        """Encode and queue ``body.n`` admitted generations in the pool; returns their
+        ChatFutures (each leaves the in-flight count when it ends)."""
         messages = [m.model_dump(exclude_none=True) for m in body.messages]
         kw = body.engine_kwargs(self.config.request_timeout_s)
         loop = asyncio.get_running_loop()
         n = body.n
-        self.in_flight += n
         try:
             futs = await loop.run_in_executor(
                 self.pool, self._submit_all, messages, kw, n, body.seed, listener
@@ -294,7 +296,7 @@ def create_app(
     async def chat_completions(body: protocol.ChatCompletionRequest, request: Request):
         """Chat completions (OpenAI's request and response shapes; SSE when ``stream``)."""
         t0 = time.perf_counter()
-        srv.check(body)
+        srv.admit(body)
         if body.stream:
             return await _stream(srv, body, request, t0)
         return await _complete(srv, body, request, t0)

@@ -55,6 +55,9 @@ class ServeConfig(BaseModel):
     )
     max_audio_seconds: float = Field(60.0, gt=0, description="Longest audio clip accepted.")
     max_video_frames: int = Field(32, ge=1, description="Most frames sampled from a video.")
+    max_video_seconds: float = Field(
+        120.0, gt=0, description="Longest video accepted (where the media loader checks it)."
+    )
     media_fetch_timeout_s: float = Field(
         10.0, gt=0, description="Deadline for fetching one media URL, redirects included."
     )
@@ -109,14 +112,16 @@ class ServeConfig(BaseModel):
             allow_local_files=False,
             allow_private_hosts=False,
             max_video_frames=self.max_video_frames,
+            max_video_seconds=self.max_video_seconds,
             max_audio_seconds=self.max_audio_seconds,
         )
         for value, candidates in (
             (self.allowed_media_domains, ("allowed_domains", "allowed_media_domains")),
-            (self.allowed_media_dir, ("local_media_dir", "allowed_media_dir", "media_dir")),
+            (self.allowed_media_dir, ("allowed_local_dir", "local_media_dir", "allowed_media_dir")),
         ):
             if not value:
                 continue
+            value = str(value) if isinstance(value, Path) else value
             field = next((c for c in candidates if c in names), None)
             if field is None:
                 raise ValueError(
