@@ -137,8 +137,11 @@ def test_video_and_audio_share_the_rule(tree: dict[str, Path]) -> None:
 
 
 def test_local_use_is_unchanged(tree: dict[str, Path]) -> None:
-    # `sealion-vl chat`: any path, symlinks followed, as before.
+    # `sealion-vl chat`: any path, symlinks followed, as before; still regular files only.
     assert load_image(tree["allowed"] / "link-out.png").size == (32, 16)
+    for device in ("/dev/zero", tree["allowed"] / "dev-zero"):
+        with pytest.raises(MediaError, match="not a regular file"):
+            load_image(device)
     assert load_image(tree["secret"] / "s.png").size == (32, 16)
     with pytest.raises(MediaError, match="local files are not allowed"):
         load_image(tree["secret"] / "s.png", MediaLimits.for_server())

@@ -625,6 +625,7 @@ def test_for_server_defaults_and_overrides() -> None:
     )
     with pytest.raises(TypeError):
         MediaLimits.for_server(no_such_field=1)
+    assert MediaLimits(allowed_domains=None).allowed_domains == ()  # type: ignore[arg-type]
     local = MediaLimits()  # `sealion-vl chat`: local files and private hosts stay allowed
     assert local.allow_local_files and local.allow_private_hosts
 

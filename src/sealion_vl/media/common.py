@@ -207,7 +207,7 @@ class MediaLimits:
     extra_ca_file: str | None = None
 
     def __post_init__(self) -> None:
-        domains = self.allowed_domains
+        domains = self.allowed_domains or ()
         if isinstance(domains, str):
             domains = domains.replace(",", " ").split()
         object.__setattr__(self, "allowed_domains", tuple(d.strip() for d in domains if d))
