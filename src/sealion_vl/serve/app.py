@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import importlib.resources
 import json
 import logging
@@ -179,7 +178,9 @@ def _request_error(e: BaseException, kw: dict) -> BaseException:
         return APIError(
             400, "logprobs are not available from this engine", "logprobs", "unsupported"
         )
-    if isinstance(e, (ValueError, TypeError, KeyError, IndexError)) or _is_template_error(e):
+    if _is_template_error(e):  # the family's template refused the conversation's shape
+        return APIError(400, f"the conversation cannot be formatted: {e}"[:500], "messages")
+    if isinstance(e, (ValueError, TypeError, KeyError, IndexError)):
         # Raised while encoding this request's own input (template, processor): its fault,
         # not the server's; the traceback is logged in case it is ours after all.
         log.warning("request refused while encoding", exc_info=e)
@@ -243,18 +244,12 @@ def create_app(
     model.media_limits = media_limits or config.media_limits()
     srv = _Server(model, config)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        srv.pool.shutdown(wait=False, cancel_futures=True)
-
     app = FastAPI(
         title="sealion-vl",
         version=__version__,
         description="OpenAI-compatible chat completions for SEA-LION vision-language models.",
         docs_url=None,
         redoc_url=None,
-        lifespan=lifespan,
     )
     app.state.server = srv
     install(app)

@@ -14,6 +14,7 @@ value is a 400 naming the field. What maps where (documented for users in the RE
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import Any, Literal
@@ -73,7 +74,7 @@ class ChatCompletionRequest(_Open):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
-    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    repetition_penalty: float | None = Field(None, ge=0.01, le=10)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     n: int = Field(1, ge=1, le=8)
@@ -129,6 +130,8 @@ class ChatCompletionRequest(_Open):
         for name in ("temperature", "top_p", "top_k", "repetition_penalty"):
             if getattr(self, name) is not None:
                 kw[name] = getattr(self, name)
+        if kw.get("temperature", 1) < 1e-3:  # in effect greedy; dividing by it overflows
+            kw["temperature"] = 0
         if self.stop is not None:
             kw["stop"] = self.stop_list()
         if self.tools:
@@ -164,6 +167,25 @@ def usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
+#: What OpenAI reports for a token the model gave no probability at all (JSON has no -inf).
+NO_PROBABILITY = -9999.0
+
+
+def finite_logprobs(entries: list[dict]) -> list[dict]:
+    """Logprob entries with -inf/NaN replaced by :data:`NO_PROBABILITY` (valid JSON)."""
+
+    def fix(e: dict) -> dict:
+        out = dict(e)
+        lp = out.get("logprob")
+        if isinstance(lp, float) and not math.isfinite(lp):
+            out["logprob"] = NO_PROBABILITY
+        if out.get("top_logprobs"):
+            out["top_logprobs"] = [fix(t) for t in out["top_logprobs"]]
+        return out
+
+    return [fix(e) for e in entries]
+
+
 def message_of(result) -> dict[str, Any]:
     """The OpenAI ``message`` of one :class:`~sealion_vl.runtime.ChatResult`."""
     msg: dict[str, Any] = {"role": "assistant", "content": result.text}
@@ -187,7 +209,7 @@ def completion(cid: str, model: str, results: list, created: int | None = None) 
         }
         lp = getattr(r, "logprobs", None)
         if lp is not None:
-            choice["logprobs"] = {"content": lp}
+            choice["logprobs"] = {"content": finite_logprobs(lp)}
         choices.append(choice)
     return {
         "id": cid,
@@ -224,7 +246,7 @@ def chunk(
             "index": index,
             "delta": delta or {},
             "finish_reason": finish_reason,
-            "logprobs": {"content": logprobs} if logprobs is not None else None,
+            "logprobs": {"content": finite_logprobs(logprobs)} if logprobs is not None else None,
         }
         out["choices"].append(choice)
     if usage_ is not None:
