@@ -354,14 +354,11 @@ def serve(
     try:
         run_server(model, **overrides)
     except ValidationError as e:
-        _fail(
-            SealionError(
-                "; ".join(
-                    f"--{'-'.join(str(x) for x in er['loc'])}: {er['msg']}".replace("_", "-")
-                    for er in e.errors()
-                )
-            )
+        flags = (
+            "--" + "-".join(str(x) for x in er["loc"]).replace("_", "-") + f": {er['msg']}"
+            for er in e.errors()
         )
+        _fail(SealionError("; ".join(flags)))
     except (SealionError, ValueError) as e:
         _fail(e)
 

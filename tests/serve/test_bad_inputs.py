@@ -173,6 +173,23 @@ CASES = {
         r"50 image parts.*at most 16",
         "messages",
     ),
+    "3 videos": _case(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "video_url", "video_url": {"url": "data:,x"}}] * 3,
+                }
+            ]
+        },
+        400,
+        "too_many_media",
+        r"3 video parts.*at most 2",
+        "messages",
+    ),
+    "top_logprobs without logprobs": _case(
+        {"messages": ASK, "top_logprobs": 3}, 400, "invalid_value", r"needs logprobs"
+    ),
     "unsupported scheme": _case(
         {"messages": _img("gopher://example.com/x.png")}, 400, "invalid_media", r"gopher"
     ),
@@ -459,6 +476,45 @@ def test_a_url_that_never_answers_times_out_while_others_are_served(checkpoint):
         assert re.search(r"did not finish within 1.5 s", r.json()["error"]["message"]), r.json()
         assert took < 1.5 + 2
         assert healthy(s)
+        # a body that never ends is cut off (byte cap or deadline), memory bounded
+        endless = _Endless()
+        try:
+            t = time.perf_counter()
+            r = post(s, {"messages": _img(f"http://127.0.0.1:{endless.port}/x.png")})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_media"
+            assert re.search(r"did not finish|larger than|bytes", r.json()["error"]["message"])
+            assert time.perf_counter() - t < 1.5 + 2
+        finally:
+            endless.close()
+        assert healthy(s)
     finally:
         silent.close()
         s.stop()
+
+
+class _Endless:
+    """A loopback HTTP server whose image response never ends."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    while True:
+                        self.wfile.write(b"\0" * 65536)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

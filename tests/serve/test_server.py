@@ -223,3 +223,19 @@ def test_concurrent_requests_share_the_batch(server):
     ]
     body = json.loads(together[0].model_dump_json())
     assert body["usage"]["completion_tokens"] >= 1
+
+
+def test_logprobs(server):
+    c = client(server)
+    kw = dict(model="gemma3", messages=[{"role": "user", "content": "Hai"}], max_tokens=4)
+    r = c.chat.completions.create(logprobs=True, top_logprobs=2, temperature=0, **kw)
+    entries = r.choices[0].logprobs.content
+    assert len(entries) == r.usage.completion_tokens
+    for e in entries:
+        assert e.logprob <= 0 and isinstance(e.token, str) and len(e.top_logprobs) == 2
+        assert e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob
+        assert e.logprob == pytest.approx(e.top_logprobs[0].logprob)  # greedy: the top token
+    chunks = list(c.chat.completions.create(logprobs=True, temperature=0, stream=True, **kw))
+    last = [ch for ch in chunks if ch.choices and ch.choices[0].finish_reason][0]
+    assert [e.token for e in last.choices[0].logprobs.content] == [e.token for e in entries]
+    assert c.chat.completions.create(**kw).choices[0].logprobs is None
