@@ -447,15 +447,60 @@ def test_a_loopback_url_is_refused(server):
     assert healthy(server)
 
 
-def test_a_url_that_never_answers_times_out_while_others_are_served(checkpoint):
+@pytest.fixture(scope="module")
+def loopback_ok(checkpoint):
+    """A server (on a model of its own) whose media guard lets loopback URLs through, so
+    loopback helper servers can play slow or endless hosts; fetch deadline 1.5 s."""
     import sealion_vl
     from sealion_vl.serve import ServeConfig
 
-    m = sealion_vl.load(checkpoint("gemma3"))  # its own model: the limits below are unsafe
+    m = sealion_vl.load(checkpoint("gemma3"))
     limits = dataclasses.replace(
         ServeConfig(media_fetch_timeout_s=1.5).media_limits(), allow_private_hosts=True
     )
     s = start(m, media_limits=limits)
+    yield s, m
+    s.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_leaving_during_a_media_fetch_cancels_at_once(loopback_ok, stream):
+    s, m = loopback_ok
+    slow = _Endless(delay=1.0, body=png_bytes())  # answers a valid image after 1 s
+    before = _cancelled(s)
+    try:
+        raw = httpx.Request(
+            "POST",
+            "http://x",
+            json={
+                "messages": _img(f"http://127.0.0.1:{slow.port}/x.png"),
+                "stream": stream,
+                "max_tokens": 1000,
+            },
+        ).content
+        with never_ending(m):
+            sock = _raw_request(
+                s.port,
+                {
+                    "Authorization": f"Bearer {KEY}",
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(raw)),
+                },
+                raw,
+            )
+            assert _wait_for(lambda: slow.requests, 5)  # the fetch is in progress
+            sock.close()
+            # the image arrives after the client left: its generation is cancelled at once
+            assert _wait_for(lambda: _cancelled(s) == before + 1, 5)
+            assert _wait_for(lambda: m.scheduler.load == {"waiting": 0, "running": 0}, 2)
+        assert _wait_for(lambda: s.state.in_flight == 0, 2)
+        assert healthy(s)
+    finally:
+        slow.close()
+
+
+def test_a_url_that_never_answers_times_out_while_others_are_served(loopback_ok):
+    s, _ = loopback_ok
     silent = _Silent()
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -489,21 +534,31 @@ def test_a_url_that_never_answers_times_out_while_others_are_served(checkpoint):
         assert healthy(s)
     finally:
         silent.close()
-        s.stop()
 
 
 class _Endless:
-    """A loopback HTTP server whose image response never ends."""
+    """A loopback HTTP server: an image response that never ends, or ``body`` after
+    ``delay`` seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0, body: bytes | None = None) -> None:
         import http.server
+
+        owner = self
+        self.requests = 0
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                owner.requests += 1
+                time.sleep(delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
+                if body is not None:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 with contextlib.suppress(OSError):
+                    if body is not None:
+                        self.wfile.write(body)
+                        return
                     while True:
                         self.wfile.write(b"\0" * 65536)
 

@@ -239,3 +239,24 @@ def test_logprobs(server):
     last = [ch for ch in chunks if ch.choices and ch.choices[0].finish_reason][0]
     assert [e.token for e in last.choices[0].logprobs.content] == [e.token for e in entries]
     assert c.chat.completions.create(**kw).choices[0].logprobs is None
+
+
+def test_cors_is_off_by_default_and_on_when_asked(server, serve_model):
+    origin = {"Origin": "http://page.example", "Access-Control-Request-Method": "POST"}
+    r = httpx.options(server.url + "/v1/chat/completions", headers=origin)
+    assert "access-control-allow-origin" not in r.headers
+    s = start(serve_model("gemma3"), cors_origins=["http://page.example"])
+    try:
+        r = httpx.options(
+            s.url + "/v1/chat/completions",
+            headers={**origin, "Access-Control-Request-Headers": "authorization,content-type"},
+        )
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "http://page.example"
+        r = httpx.get(
+            s.url + "/v1/models",
+            headers={"Origin": "http://page.example", "Authorization": f"Bearer {KEY}"},
+        )
+        assert r.headers["access-control-allow-origin"] == "http://page.example"
+    finally:
+        s.stop()

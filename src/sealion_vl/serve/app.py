@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from sealion_vl import __version__
 from sealion_vl.errors import SealionError
@@ -384,7 +385,15 @@ async def _stream(srv: _Server, body, request: Request, t0: float):
         if ev[0] == "text":
             loop.call_soon_threadsafe(events.put_nowait, (i, "text", ev[1]))
 
-    futs = await srv.submit(body, listener)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        submitted = asyncio.ensure_future(srv.submit(body, listener))
+        await asyncio.wait({submitted, gone}, return_when=asyncio.FIRST_COMPLETED)
+        futs = await submitted
+        if gone.done():  # client left while its media were being fetched
+            return _abandon(srv, futs)
+    finally:
+        gone.cancel()
     tools = bool(body.tools) and body.tool_choice != "none"
     readers = [DeltaReader(srv.model, f, tools) for f in futs]
     for i, f in enumerate(futs):
@@ -448,12 +457,20 @@ async def _stream(srv: _Server, body, request: Request, t0: float):
             yield "data: [DONE]\n\n"
             _observe(srv, results, t0, ttft)
         finally:
-            open_ = [f for f in futs if not f.done()]
-            for f in open_:
-                f.cancel()
-            if open_:
-                srv.metrics.cancelled.inc(len(open_))
+            cancel_open()
+
+    def cancel_open() -> None:
+        """Stop what still runs; also called after the response, in case the client left
+        before the generator started (its ``finally`` would then never run)."""
+        open_ = [f for f in futs if not f.done() and not f.cancel_event.is_set()]
+        for f in open_:
+            f.cancel()
+        if open_:
+            srv.metrics.cancelled.inc(len(open_))
 
     return StreamingResponse(
-        gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        gen(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+        background=BackgroundTask(cancel_open),
     )
