@@ -224,3 +224,63 @@ def test_reasoning_content_never_leaks_into_content(family_server, how):
             d = ch.choices[0].delta.model_dump()
             assert not (d.get("content") and d.get("reasoning_content"))
             assert "<" not in (d.get("content") or "") + (d.get("reasoning_content") or "")
+
+
+PARALLEL = {
+    "gemma3": (
+        '```tool_code\nget_weather(city="Jakarta", days=3)\nconvert(currency="SGD")\n```',
+        "<end_of_turn>",
+    ),
+    "qwen3_vl": (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Jakarta", "days": 3}}\n'
+        '</tool_call>\n<tool_call>\n{"name": "convert", "arguments": {"currency": "SGD"}}\n'
+        "</tool_call>",
+        "<|im_end|>",
+    ),
+    "gemma4": (
+        '<|tool_call>call:get_weather{city:<|"|>Jakarta<|"|>,days:3}<tool_call|>'
+        '<|tool_call>call:convert{currency:<|"|>SGD<|"|>}<tool_call|>',
+        "<turn|>",
+    ),
+}
+MALFORMED = {
+    "gemma3": "```tool_code\nget_weather(city=\n```",
+    "qwen3_vl": '<tool_call>\n{"name": "get_weather", "arguments": {"city": \n</tool_call>',
+    "gemma4": "<|tool_call>call:get_weather{city:<tool_call|>",
+}
+
+
+def _scripted(m, text: str, end: str) -> list[int]:
+    ids = m.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids + [m.tokenizer.convert_tokens_to_ids(end)]
+
+
+def test_parallel_calls_whole_and_streamed(family_server):
+    family, s, m = family_server
+    ids = _scripted(m, *PARALLEL[family])
+    c = client(s)
+    kw = dict(model=family, messages=ASK, tools=TOOLS, max_tokens=len(ids) + 5)
+    with _Script(m.model, ids):
+        r = c.chat.completions.create(**kw)
+    calls = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls"
+    want = [("get_weather", {"city": "Jakarta", "days": 3}), ("convert", {"currency": "SGD"})]
+    assert [(t.function.name, json.loads(t.function.arguments)) for t in calls] == want
+    assert len({t.id for t in calls}) == 2
+    with _Script(m.model, ids):
+        streamed, content, _, finish = _assemble(c.chat.completions.create(stream=True, **kw))
+    assert sorted(streamed) == [0, 1] and finish == "tool_calls"
+    assert [(v["name"], json.loads(v["arguments"])) for v in streamed.values()] == want
+
+
+def test_malformed_calls_come_back_as_content(family_server):
+    family, s, m = family_server
+    ids = _scripted(m, MALFORMED[family], PARALLEL[family][1])
+    c = client(s)
+    with _Script(m.model, ids):
+        r = c.chat.completions.create(
+            model=family, messages=ASK, tools=TOOLS, max_tokens=len(ids) + 5
+        )
+    ch = r.choices[0]
+    assert ch.message.tool_calls is None and ch.finish_reason == "stop"
+    assert "get_weather" in ch.message.content
