@@ -5,46 +5,25 @@ server stays healthy after each."""
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import dataclasses
-import io
 import re
 import resource
-import socket
-import struct
-import threading
 import time
-import zlib
 
 import httpx
 import pytest
-from PIL import Image
 
 from tests.serve.conftest import KEY, data_uri, healthy, image_turn, post, start
+from tests.serve.helpers import (
+    cancelled_count,
+    never_ending,
+    png_bytes,
+    png_header,
+    raw_request,
+    reply_of,
+    wait_for,
+)
 
 ASK = [{"role": "user", "content": "Halo"}]
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` pixels (with no real pixel data)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
-def png_bytes(size=(48, 40)) -> bytes:
-    buf = io.BytesIO()
-    Image.effect_noise(size, 64).convert("RGB").save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -255,33 +234,9 @@ def test_a_200_megapixel_bomb_is_refused_from_its_header(server):
     assert healthy(server)
 
 
-def _raw_request(port: int, headers: dict[str, str], body: bytes = b"") -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    s.sendall(head.encode() + body)
-    return s
-
-
-def _status(sock: socket.socket) -> tuple[int, bytes]:
-    """Status code and body of the HTTP reply on ``sock``."""
-    data = b""
-    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
-        more = sock.recv(65536)
-        if not more:
-            break
-        data += more
-    return int(data.split(b" ", 2)[1]), data.split(b"\r\n\r\n", 1)[1]
-
-
-def _length(data: bytes) -> int:
-    m = re.search(rb"content-length: (\d+)", data, re.I)
-    return int(m.group(1)) if m else 0
-
-
 def test_a_56_mb_body_gets_413_before_it_is_read(server):
     # only the headers are sent: the answer comes without waiting for the 56 MB
-    sock = _raw_request(
+    sock = raw_request(
         server.port,
         {
             "Authorization": f"Bearer {KEY}",
@@ -290,7 +245,7 @@ def test_a_56_mb_body_gets_413_before_it_is_read(server):
         },
     )
     t = time.perf_counter()
-    status, data = _status(sock)
+    status, data = reply_of(sock)
     sock.close()
     assert status == 413 and time.perf_counter() - t < 5
     assert b"at most 1,048,576" in data
@@ -335,43 +290,10 @@ def test_64_concurrent_requests_against_a_queue_of_8(serve_model):
         s.stop()
 
 
-@contextlib.contextmanager
-def never_ending(model):
-    """The real model, with its end-of-turn tokens forbidden: replies run to max_tokens."""
-    eos = model.model.generation_config.eos_token_id
-    eos = eos if isinstance(eos, list) else [eos]
-    eos += [model.tokenizer.convert_tokens_to_ids(t) for t in model.adapter.stop_tokens]
-
-    def hook(module, args, out):
-        out = out.clone()
-        out[..., [i for i in eos if isinstance(i, int) and i >= 0]] = float("-inf")
-        return out
-
-    handle = model.model.get_output_embeddings().register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-def _wait_for(pred, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _cancelled(server) -> float:
-    text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
-    return float(re.search(r"^sealion_vl_cancelled_total (\S+)$", text, re.M).group(1))
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_disconnect_cancels_its_generation(server, serve_model, stream):
     m = serve_model("gemma3")
-    before = _cancelled(server)
+    before = cancelled_count(server)
     body = {"messages": ASK, "max_tokens": 1800, "temperature": 0, "stream": stream}
     with never_ending(m):
         if stream:
@@ -384,10 +306,10 @@ def test_a_client_disconnect_cancels_its_generation(server, serve_model, stream)
             ) as r:
                 lines = r.iter_lines()
                 assert next(lines).startswith("data: ")
-                assert _wait_for(lambda: m.scheduler.load["running"] == 1)
+                assert wait_for(lambda: m.scheduler.load["running"] == 1)
         else:
             raw = httpx.Request("POST", "http://x", json=body).content
-            sock = _raw_request(
+            sock = raw_request(
                 server.port,
                 {
                     "Authorization": f"Bearer {KEY}",
@@ -396,180 +318,15 @@ def test_a_client_disconnect_cancels_its_generation(server, serve_model, stream)
                 },
                 raw,
             )
-            assert _wait_for(lambda: m.scheduler.load["running"] == 1)
+            assert wait_for(lambda: m.scheduler.load["running"] == 1)
             sock.close()
         t = time.perf_counter()
-        assert _wait_for(lambda: m.scheduler.load == {"waiting": 0, "running": 0}, 5)
+        assert wait_for(lambda: m.scheduler.load == {"waiting": 0, "running": 0}, 5)
         stopped = time.perf_counter() - t
     assert stopped < 2, f"generation ran on {stopped:.1f} s after the client left"
-    assert _wait_for(lambda: _cancelled(server) == before + 1, 5)
-    assert _wait_for(lambda: server.state.in_flight == 0, 5)
+    assert wait_for(lambda: cancelled_count(server) == before + 1, 5)
+    assert wait_for(lambda: server.state.in_flight == 0, 5)
     assert healthy(server)
 
 
 # ------------------------------------------------------------------ media URLs
-
-
-class _Silent:
-    """A loopback TCP server that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = self.sock.accept()
-                self.held.append(conn)
-
-    def close(self) -> None:
-        for c in self.held:
-            c.close()
-        self.sock.close()
-
-
-def test_a_loopback_url_is_refused(server):
-    silent = _Silent()
-    try:
-        r = post(server, {"messages": _img(f"http://127.0.0.1:{silent.port}/x.png")})
-        assert r.status_code == 400, r.text
-        assert r.json()["error"]["code"] == "invalid_media"
-        assert re.search(r"private|loopback|not allowed|public", r.json()["error"]["message"])
-        assert silent.held == []  # never even connected
-    finally:
-        silent.close()
-    assert healthy(server)
-
-
-@pytest.fixture(scope="module")
-def loopback_ok(checkpoint):
-    """A server (on a model of its own) whose media guard lets loopback URLs through, so
-    loopback helper servers can play slow or endless hosts; fetch deadline 1.5 s."""
-    import sealion_vl
-    from sealion_vl.serve import ServeConfig
-
-    m = sealion_vl.load(checkpoint("gemma3"))
-    limits = dataclasses.replace(
-        ServeConfig(media_fetch_timeout_s=1.5).media_limits(), allow_private_hosts=True
-    )
-    s = start(m, media_limits=limits)
-    yield s, m
-    s.stop()
-
-
-@pytest.mark.parametrize("stream", [False, True])
-def test_leaving_during_a_media_fetch_cancels_at_once(loopback_ok, stream):
-    s, m = loopback_ok
-    slow = _Endless(delay=1.0, body=png_bytes())  # answers a valid image after 1 s
-    before = _cancelled(s)
-    try:
-        raw = httpx.Request(
-            "POST",
-            "http://x",
-            json={
-                "messages": _img(f"http://127.0.0.1:{slow.port}/x.png"),
-                "stream": stream,
-                "max_tokens": 1000,
-            },
-        ).content
-        with never_ending(m):
-            sock = _raw_request(
-                s.port,
-                {
-                    "Authorization": f"Bearer {KEY}",
-                    "Content-Type": "application/json",
-                    "Content-Length": str(len(raw)),
-                },
-                raw,
-            )
-            assert _wait_for(lambda: slow.requests, 5)  # the fetch is in progress
-            sock.close()
-            # the image arrives after the client left: its generation is cancelled at once
-            assert _wait_for(lambda: _cancelled(s) == before + 1, 5)
-            assert _wait_for(lambda: m.scheduler.load == {"waiting": 0, "running": 0}, 2)
-        assert _wait_for(lambda: s.state.in_flight == 0, 2)
-        assert healthy(s)
-    finally:
-        slow.close()
-
-
-def test_a_url_that_never_answers_times_out_while_others_are_served(loopback_ok):
-    s, _ = loopback_ok
-    silent = _Silent()
-    try:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            t = time.perf_counter()
-            hanging = pool.submit(
-                post, s, {"messages": _img(f"http://127.0.0.1:{silent.port}/x.png")}
-            )
-            assert _wait_for(lambda: silent.held, 5)  # the fetch is in progress
-            for _ in range(3):  # meanwhile: health and a whole other request
-                h = httpx.get(s.url + "/health", timeout=1)
-                assert h.status_code == 200
-            other = post(s, {"messages": ASK, "max_tokens": 2}, timeout=5)
-            assert other.status_code == 200
-            assert not hanging.done()
-            r = hanging.result(timeout=10)
-            took = time.perf_counter() - t
-        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_media"
-        assert re.search(r"did not finish within 1.5 s", r.json()["error"]["message"]), r.json()
-        assert took < 1.5 + 2
-        assert healthy(s)
-        # a body that never ends is cut off (byte cap or deadline), memory bounded
-        endless = _Endless()
-        try:
-            t = time.perf_counter()
-            r = post(s, {"messages": _img(f"http://127.0.0.1:{endless.port}/x.png")})
-            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_media"
-            assert re.search(r"did not finish|larger than|bytes", r.json()["error"]["message"])
-            assert time.perf_counter() - t < 1.5 + 2
-        finally:
-            endless.close()
-        assert healthy(s)
-    finally:
-        silent.close()
-
-
-class _Endless:
-    """A loopback HTTP server: an image response that never ends, or ``body`` after
-    ``delay`` seconds."""
-
-    def __init__(self, delay: float = 0.0, body: bytes | None = None) -> None:
-        import http.server
-
-        owner = self
-        self.requests = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.requests += 1
-                time.sleep(delay)
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                if body is not None:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(OSError):
-                    if body is not None:
-                        self.wfile.write(body)
-                        return
-                    while True:
-                        self.wfile.write(b"\0" * 65536)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
