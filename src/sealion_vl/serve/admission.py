@@ -31,6 +31,16 @@ _MEDIA_KINDS = {
 }
 
 
+def post_to(loop: asyncio.AbstractEventLoop, fn, *args) -> None:
+    """Run ``fn(*args)`` on ``loop`` from another thread (the scheduler's): never raises,
+    since a raising listener would fail every request of the scheduler's batch; a loop
+    already closed (the server stopped) has no one left to tell."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        pass
+
+
 class Server:
     """One app's state: the model, settings, encoding pool, admission count and metrics."""
 
@@ -108,7 +118,7 @@ class Server:
             raise
 
         def release(_f) -> None:
-            loop.call_soon_threadsafe(self._release)
+            post_to(loop, self._release)
 
         for f in futs:
             f.future.add_done_callback(release)

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 
 from sealion_vl.errors import SealionError
 from sealion_vl.serve import protocol
-from sealion_vl.serve.admission import Server
+from sealion_vl.serve.admission import Server, post_to
 from sealion_vl.serve.errors import APIError, error_body, sealion_error
 from sealion_vl.serve.stream import DeltaReader, delta_json
 
@@ -40,7 +40,7 @@ async def _wait(cf: concurrent.futures.Future) -> Any:
             else:
                 waiter.set_result(f.result())
 
-        loop.call_soon_threadsafe(settle)
+        post_to(loop, settle)
 
     cf.add_done_callback(done)
     return await waiter
@@ -105,7 +105,7 @@ async def stream(srv: Server, body, request: Request, t0: float):
 
     def listener(i: int, ev: tuple) -> None:  # scheduler thread: never blocks
         if ev[0] == "text":
-            loop.call_soon_threadsafe(events.put_nowait, (i, "text", ev[1]))
+            post_to(loop, events.put_nowait, (i, "text", ev[1]))
 
     gone = asyncio.ensure_future(_disconnected(request))
     try:
@@ -121,7 +121,7 @@ async def stream(srv: Server, body, request: Request, t0: float):
     for i, f in enumerate(futs):
 
         def finished(cf, i=i) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (i, "end", cf))
+            post_to(loop, events.put_nowait, (i, "end", cf))
 
         f.future.add_done_callback(finished)
     cid, created, name = protocol.completion_id(), int(time.time()), srv.served
