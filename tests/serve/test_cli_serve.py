@@ -29,10 +29,38 @@ def test_a_bad_value_is_named_before_loading():
     assert r.exit_code == 2 and re.search(r"--max-queue", r.output), r.output
 
 
-def test_media_settings_reach_the_loader():
+def test_media_settings_reach_the_loader(tmp_path):
     limits = ServeConfig(max_image_pixels=1234, media_fetch_timeout_s=2).media_limits()
     assert limits.max_pixels == 1234 and limits.timeout_s == 2
     assert not limits.allow_local_files and not limits.allow_private_hosts
+    limits = ServeConfig(
+        allowed_media_domains=["img.example", "*.cdn.example"], allowed_media_dir=tmp_path
+    ).media_limits()
+    assert limits.allowed_domains == ("img.example", "*.cdn.example")
+    assert limits.allowed_local_dir == str(tmp_path)
+
+
+def test_allowed_media_dir_serves_its_files_only(checkpoint, media_dir, tmp_path):
+    import shutil
+
+    import sealion_vl
+    from tests.serve.conftest import image_turn, post, start
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(media_dir / "a.png", shared / "a.png")
+    (shared / "escape.png").symlink_to(media_dir / "b.jpg")
+    m = sealion_vl.load(checkpoint("gemma3"))  # its own model: this server reads local files
+    s = start(m, allowed_media_dir=shared)
+    try:
+        ok = post(s, {"messages": image_turn(str(shared / "a.png")), "max_tokens": 2})
+        assert ok.status_code == 200, ok.text
+        for outside in (str(media_dir / "b.jpg"), str(shared / "escape.png"), "/etc/passwd"):
+            r = post(s, {"messages": image_turn(outside), "max_tokens": 2})
+            assert r.status_code == 400, (outside, r.text)
+            assert r.json()["error"]["code"] == "invalid_media"
+    finally:
+        s.stop()
 
 
 def test_serve_runs_as_a_process(checkpoint, tmp_path):
