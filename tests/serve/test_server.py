@@ -260,3 +260,50 @@ def test_cors_is_off_by_default_and_on_when_asked(server, serve_model):
         assert r.headers["access-control-allow-origin"] == "http://page.example"
     finally:
         s.stop()
+
+
+def test_a_genuine_bug_is_a_logged_500_in_the_error_shape(server, serve_model, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(serve_model("gemma3"), "submit", broken)
+    r = post(server, {"messages": [{"role": "user", "content": "Hai"}]})
+    assert r.status_code == 500
+    assert r.json()["error"]["type"] == "server_error" and "bug" in r.json()["error"]["message"]
+    assert "simulated bug" in caplog.text  # logged with its traceback
+    text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    assert 'sealion_vl_requests_total{status="500"} 1.0' in text
+    assert server.state.in_flight == 0
+
+
+def test_concurrent_streams_decode_in_one_batch(server, serve_model):
+    """Four clients at once are four rows of the same running batch."""
+    import concurrent.futures
+
+    from tests.serve.helpers import never_ending, wait_for
+
+    m = serve_model("gemma3")
+    body = {"messages": [{"role": "user", "content": "Hai"}], "max_tokens": 300, "stream": True}
+    seen = []
+
+    def one(_):
+        with _stream_client.stream(
+            "POST",
+            server.url + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=60,
+        ) as r:
+            for _ in r.iter_lines():
+                if m.scheduler.load["running"] == 4:
+                    seen.append(True)
+                if seen:
+                    return  # leaving cancels this one
+
+    with never_ending(m), concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(4)))
+    assert seen
+    assert wait_for(lambda: m.scheduler.load == {"waiting": 0, "running": 0}, 5)
+
+
+_stream_client = httpx.Client()

@@ -37,11 +37,23 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def counted_send(message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 self.on_status(message["status"])
             await send(message)
 
+        try:
+            await self._guarded(scope, receive, counted_send)
+        except Exception:
+            if not started:  # the 500 that Starlette's outermost handler will send
+                self.on_status(500)
+            raise
+
+    async def _guarded(self, scope, receive, counted_send) -> None:
         headers = dict(scope.get("headers") or [])
         if self.key is not None and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"")
