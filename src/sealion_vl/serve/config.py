@@ -30,7 +30,7 @@ class ServeConfig(BaseModel):
         "127.0.0.1",
         description="Address to listen on; 0.0.0.0 exposes the server (set --api-key then).",
     )
-    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
     api_key: str | None = Field(
         None,
         description=f"Bearer key required on every route but /health and the page at / "

@@ -1,7 +1,7 @@
 """OpenAI chat-completions wire format: the request model and the response/chunk builders.
 
 Unknown request fields are ignored (clients send many); known ones are validated, and a bad
-value is a 400 naming the field. What maps where (documented for users in the README):
+value is a 400 naming the field. What maps where:
 
 - ``max_completion_tokens`` wins over ``max_tokens``; either is capped at the context left.
 - ``reasoning_effort`` ``"none"`` switches thinking off, any other value on;
@@ -9,7 +9,13 @@ value is a 400 naming the field. What maps where (documented for users in the RE
 - ``presence_penalty`` / ``frequency_penalty`` are accepted when 0 and refused otherwise
   (the engine has no such penalties; ``repetition_penalty`` is the one it has), rather than
   silently ignored.
-- ``top_k`` and ``repetition_penalty`` are accepted as vLLM does (extensions).
+- ``top_k`` and ``repetition_penalty`` are accepted as vLLM does (extensions);
+  ``temperature`` below 0.001 is greedy decoding (what it means, without the overflow).
+- ``n`` choices are sampled with seeds ``seed, seed+1, ...`` (unseeded without ``seed``);
+  usage counts the prompt once and the completion tokens of every choice.
+- ``logprobs`` come whole on each choice; when streaming, in the choice's last chunk.
+- ``finish_reason`` is OpenAI's ``stop`` / ``length`` / ``tool_calls``, or ``timeout`` when
+  the server's ``request_timeout_s`` ended the generation.
 """
 
 from __future__ import annotations
