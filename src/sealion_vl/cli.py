@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from sealion_vl import catalog
-from sealion_vl.cli_flags import check_generation, generation_flags
+from sealion_vl.cli_flags import check_generation, generation_flags, model_flags
 from sealion_vl.data.filter_cli import data_app
 from sealion_vl.errors import SealionError
 from sealion_vl.nano.cli import nano_app
-from sealion_vl.serve.config import ServeConfig, config_flags
+from sealion_vl.serve.config import ServeConfig
 
 app = typer.Typer(
     help="Run, serve, adapt and evaluate AI Singapore's SEA-LION vision-language models.",
@@ -328,7 +328,7 @@ def train(
 
 
 @app.command()
-@config_flags(ServeConfig)
+@model_flags(ServeConfig, "overrides")
 def serve(
     *,
     model: Annotated[
@@ -339,19 +339,55 @@ def serve(
             help="Short name, Hugging Face id or checkpoint folder (default: nano).",
         ),
     ] = "nano",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="sealion (this server), or vllm / sglang: start that engine's OpenAI server "
+            "for the model with the right tool and reasoning parsers and these limits.",
+        ),
+    ] = "sealion",
+    engine_python: Annotated[
+        str,
+        typer.Option(
+            "--engine-python",
+            help="Python of the environment where vLLM / SGLang is installed (they pin other "
+            "transformers versions than sealion-vl, so they live in their own venv).",
+        ),
+    ] = "python",
+    engine_image: Annotated[
+        str | None,
+        typer.Option("--engine-image", help="Run vLLM / SGLang from this container image."),
+    ] = None,
+    engine_arg: Annotated[
+        list[str] | None,
+        typer.Option("--engine-arg", help="Extra argument passed to vLLM / SGLang (repeat)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --engine vllm/sglang: print the command, start nothing."
+        ),
+    ] = False,
     overrides: dict,
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API (chat completions, streaming, tools).
 
     Safe defaults: listens on 127.0.0.1; no local files and no private-network URLs as media;
     bounded queue (503 beyond it) and body size (413). Set --api-key (or SEALION_VL_API_KEY)
-    before exposing it.
+    before exposing it. When one machine is not enough, --engine vllm or sglang starts that
+    engine's server instead, for the same model and with the same limits and API.
     """
     from pydantic import ValidationError
 
     from sealion_vl.serve import serve as run_server
 
     try:
+        if engine != "sealion":
+            _serve_external(
+                engine, model, overrides, engine_python, engine_image, engine_arg, dry_run
+            )
+            return
         run_server(model, **overrides)
     except ValidationError as e:
         flags = (
@@ -361,6 +397,22 @@ def serve(
         _fail(SealionError("; ".join(flags)))
     except (SealionError, ValueError) as e:
         _fail(e)
+
+
+def _serve_external(engine, model, overrides, python, image, extra, dry_run) -> None:
+    """Hand off to vLLM / SGLang: build their command from our settings, then exec it."""
+    import shlex
+
+    from sealion_vl.serve.engines import command_for_config, run_external
+
+    if engine not in ("vllm", "sglang"):
+        raise SealionError(f"--engine must be sealion, vllm or sglang, got {engine!r}")
+    cfg = ServeConfig(**overrides)
+    argv = command_for_config(engine, model, cfg, python=python, image=image, extra=extra or [])
+    shown = [("***" if i and argv[i - 1] == "--api-key" else a) for i, a in enumerate(argv)]
+    err.print(f"[dim]{shlex.join(shown)}[/]", highlight=False)
+    if not dry_run:
+        run_external(argv, engine=engine, replace=True)
 
 
 def _end_process_group() -> None:

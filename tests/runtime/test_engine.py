@@ -231,3 +231,23 @@ def test_logprobs_follow_the_chosen_tokens(chat_model):
     assert m.chat("Hello", max_new_tokens=2).logprobs is None
     with pytest.raises(ValueError, match="top_logprobs"):
         m.submit("Hello", logprobs=True, top_logprobs=99)
+
+
+def test_extreme_settings_never_crash_sampling(chat_model):
+    m = chat_model("qwen3_vl")
+    for kw in (
+        {"temperature": 1e-30},
+        {"temperature": 1.0, "repetition_penalty": 1e-30},
+        {"temperature": 1e30},
+        {"temperature": 0.7, "top_p": 1e-9, "top_k": 1},
+    ):
+        r = m.chat("Hello hello hello", max_new_tokens=4, seed=1, **kw)
+        assert r.completion_tokens >= 1, kw
+
+
+def test_a_conversation_the_template_refuses_is_a_message_error(chat_model):
+    from sealion_vl.errors import MessageFormatError
+
+    m = chat_model("gemma3")  # strict alternation; the adapter merges what it can
+    with pytest.raises(MessageFormatError, match="chat template"):
+        m.chat([{"role": "assistant", "content": "I speak first."}], max_new_tokens=2)

@@ -411,3 +411,24 @@ def test_run_external_starts_the_engine(tmp_path, monkeypatch):
     argv = external_command("vllm", "qwen-4b-vl", python=sys.executable, gpus=1, api_key="k")
     assert run_external(argv, engine="vllm") == 3
     assert json.loads(out.read_text()) == argv[3:]
+
+
+def test_serve_engine_flag_prints_or_refuses(tmp_path):
+    from typer.testing import CliRunner
+
+    from sealion_vl.cli import app
+
+    env = {"COLUMNS": "400"}
+    args = ["serve", "--model", "qwen-8b-vl", "--engine", "vllm", "--dry-run"]
+    res = CliRunner().invoke(app, [*args, "--api-key", "s3cret", "--max-queue", "7"], env=env)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "--tool-call-parser hermes" in said and "--max-num-queued-reqs 7" in said
+    assert "s3cret" not in said  # the key is not echoed
+    res = CliRunner().invoke(app, ["serve", "--engine", "tgi", "--dry-run"], env=env)
+    assert res.exit_code == 2 and "--engine" in res.output
+    missing = str(tmp_path / "no-python")
+    res = CliRunner().invoke(
+        app, ["serve", "--model", "gemma4-e2b", "--engine", "vllm", "--engine-python", missing]
+    )
+    assert res.exit_code == 2 and "venv" in " ".join(res.output.split())

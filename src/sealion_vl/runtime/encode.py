@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from sealion_vl import media
-from sealion_vl.errors import ModalityError
+from sealion_vl.errors import MessageFormatError, ModalityError
 from sealion_vl.families import FamilyAdapter
 from sealion_vl.messages import Message, parse_conversation, to_template_messages
 
@@ -98,13 +98,19 @@ class Encoder:
         kwargs = dict(self.adapter.template_kwargs(reasoning))
         if tools:  # templates without tool support ignore it; Gemma 3's adapter folds them in
             kwargs["tools"] = tools
-        return owner.apply_chat_template(
-            to_template_messages(messages),
-            chat_template=self.template,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            **kwargs,
-        )
+        try:
+            return owner.apply_chat_template(
+                to_template_messages(messages),
+                chat_template=self.template,
+                tokenize=False,
+                add_generation_prompt=add_generation_prompt,
+                **kwargs,
+            )
+        except Exception as e:  # a template's raise_exception, or it indexing a missing field
+            raise MessageFormatError(
+                f"{self.model_name}'s chat template cannot render this conversation "
+                f"({type(e).__name__}: {e}); check the roles and their order"
+            ) from e
 
     def load_media(
         self,

@@ -189,7 +189,7 @@ class ChatModel:
             loop.call_soon_threadsafe(events.put_nowait, ev)
 
         fut = await asyncio.to_thread(self._submit, messages, kwargs, push)
-        decoder = DeltaDecoder(self, fut)
+        decoder = DeltaDecoder(self.adapter, fut)
         try:
             while True:
                 ev = await events.get()
@@ -336,7 +336,7 @@ class ChatModel:
         ]
 
     def _deltas(self, events, fut: ChatFuture) -> Iterator:
-        decoder = DeltaDecoder(self, fut)
+        decoder = DeltaDecoder(self.adapter, fut)
         for ev in events:
             yield from decoder.feed(ev)
             if ev[0] in ("done", "error"):

@@ -67,30 +67,31 @@ class ChatFuture:
 
 
 class DeltaDecoder:
-    """Scheduler events of one request -> typed deltas (content, reasoning, tool calls).
+    """One request's text-so-far -> typed deltas (content, reasoning, tool calls).
 
     Text that might still become a stop string is held back; what is released goes through
     the family's incremental reply parser, which holds back partial markup tags itself.
+    Used by :meth:`ChatModel.stream` / ``astream`` and by the server's SSE streams.
     """
 
-    def __init__(self, engine, fut: ChatFuture) -> None:
-        self.fut = fut
-        self.parser = engine.adapter.reply_stream(
-            tools=fut.parse_tools, reasoning_open=fut.reasoning_open
-        )
+    def __init__(self, adapter, fut: ChatFuture) -> None:
+        self.parser = adapter.reply_stream(tools=fut.parse_tools, reasoning_open=fut.reasoning_open)
+        self.stops = list(fut.stop_strings)
         self.sent = ""
 
+    def text(self, so_far: str) -> list:
+        """Deltas for a ``("text", so_far, n)`` event."""
+        return self._release(so_far[: len(so_far) - holdback(so_far, self.stops)])
+
+    def finish(self, raw_text: str) -> list:
+        """The remaining deltas, given the finished reply's raw text (stop string cut)."""
+        return self._release(raw_text) + list(self.parser.finish())
+
     def feed(self, ev: tuple) -> list:
-        kind = ev[0]
-        if kind == "error":
+        """Deltas for one scheduler event; an ``error`` event is raised."""
+        if ev[0] == "error":
             raise ev[1]
-        if kind == "text":
-            text = ev[1]
-            ready = text[: len(text) - holdback(text, self.fut.stop_strings)]
-            return self._release(ready)
-        final = ev[1].text
-        out = self._release(final)
-        return out + list(self.parser.finish())
+        return self.text(ev[1]) if ev[0] == "text" else self.finish(ev[1].text)
 
     def _release(self, ready: str) -> list:
         if not ready.startswith(self.sent) or len(ready) <= len(self.sent):

@@ -58,9 +58,12 @@ def penalise_repeats(row: torch.Tensor, seen: torch.Tensor, penalty: float) -> N
 
 def choose(row: torch.Tensor, s: Sampling) -> int:
     """The next token id from one row of logits (V,) under ``s``."""
+    row = row.float().nan_to_num(nan=float("-inf"))  # a penalty can overflow to inf/nan
     if s.greedy:
         return int(row.argmax())
-    logits = row.float() / max(s.temperature, 1e-5)
+    logits = row / max(s.temperature, 1e-5)
+    # inf - inf is nan in the softmax: keep the largest finite range instead
+    logits = logits.nan_to_num(nan=float("-inf"), posinf=torch.finfo(torch.float32).max / 4)
     if s.top_k and s.top_k < logits.shape[0]:
         kth = torch.topk(logits, s.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -71,4 +74,6 @@ def choose(row: torch.Tensor, s: Sampling) -> int:
         drop[-1] = False  # always keep the likeliest token
         logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
     probs = logits.softmax(-1)
+    if not torch.isfinite(probs).all() or float(probs.sum()) <= 0:
+        return int(row.argmax())  # nothing left to sample from: the likeliest token
     return int(torch.multinomial(probs, 1, generator=s.generator))

@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from sealion_vl.errors import SealionError
+from sealion_vl.runtime.futures import DeltaDecoder
 from sealion_vl.serve import protocol
 from sealion_vl.serve.admission import Server, post_to
 from sealion_vl.serve.errors import APIError, error_body, sealion_error
-from sealion_vl.serve.stream import DeltaReader, delta_json
+from sealion_vl.serve.stream import delta_json
 
 log = logging.getLogger("sealion_vl.serve")
 
@@ -116,8 +117,7 @@ async def stream(srv: Server, body, request: Request, t0: float):
             return _abandon(srv, futs)
     finally:
         gone.cancel()
-    tools = bool(body.tools) and body.tool_choice != "none"
-    readers = [DeltaReader(srv.model, f, tools) for f in futs]
+    readers = [DeltaDecoder(srv.model.adapter, f) for f in futs]
     for i, f in enumerate(futs):
 
         def finished(cf, i=i) -> None:

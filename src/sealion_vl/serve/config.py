@@ -9,13 +9,10 @@ on the internet: loopback address, no local files, no private hosts, bounded que
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 API_KEY_ENV = "SEALION_VL_API_KEY"
@@ -129,50 +126,3 @@ class ServeConfig(BaseModel):
                 )
             kw[field] = tuple(value) if isinstance(value, list) else value
         return MediaLimits(**{k: v for k, v in kw.items() if k in names})
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def config_flags(model: type[BaseModel], param: str = "overrides"):
-    """Add one Typer option per field of ``model`` to a command.
-
-    The command receives the values the user gave (unset flags left out) as ``param: dict``,
-    so the model's defaults (and validators, such as an environment fallback) decide the rest.
-    """
-
-    def decorate(fn):
-        sig = inspect.signature(fn, eval_str=True)
-        params = [p for p in sig.parameters.values() if p.name != param]
-        extra = []
-        for name, field in model.model_fields.items():
-            default = None if field.default_factory is not None else field.default
-            option = typer.Option(_flag(name), help=field.description or name.replace("_", " "))
-            extra.append(
-                inspect.Parameter(
-                    name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=default,
-                    annotation=Annotated[field.annotation, option],
-                )
-            )
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any):
-            given = {}
-            for name, field in model.model_fields.items():
-                value = kwargs.pop(name, None)
-                unset = None if field.default_factory is not None else field.default
-                if value is not None and value != unset and value != []:
-                    given[name] = value
-            return fn(*args, **{param: given}, **kwargs)
-
-        keyword = [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
-        positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
-        new = sig.replace(parameters=positional + keyword + extra)
-        wrapper.__signature__ = new
-        wrapper.__annotations__ = {p.name: p.annotation for p in new.parameters.values()}
-        return wrapper
-
-    return decorate
