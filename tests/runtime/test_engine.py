@@ -143,19 +143,26 @@ def test_one_broken_request_fails_alone(chat_model, media_dir, monkeypatch):
     broken = {"key": None}
 
     class Hooks(type(real)):
-        def encode(self, model, item):
-            if self.key(item) == broken["key"]:
+        def encode_many(self, model, items):
+            if any(self.key(it) == broken["key"] for it in items):
                 raise RuntimeError("vision tower exploded")
-            return super().encode(model, item)
+            return super().encode_many(model, items)
 
     hooks = Hooks()
     bad = [{"role": "user", "content": [{"type": "image", "path": str(media_dir / "b.jpg")}]}]
     broken["key"] = hooks.key(hooks.split(m.encoder.encode(bad))[0])
     m.vision_cache.clear()
     monkeypatch.setattr(m.scheduler, "hooks", hooks)
+    fine = [{"role": "user", "content": [{"type": "image", "path": str(media_dir / "a.png")}]}]
     good = m.submit([{"role": "user", "content": LONG}], max_new_tokens=20, temperature=0)
     with pytest.raises(RuntimeError, match="exploded"):
         m.chat(bad, max_new_tokens=5)
+    # joining in the same step as a broken image: the batch encode fails, each request's own
+    # prefill then encodes alone, and only the broken one fails
+    both = [m.submit(bad, max_new_tokens=3), m.submit(fine, max_new_tokens=3)]
+    with pytest.raises(RuntimeError, match="exploded"):
+        both[0].result(timeout=60)
+    assert both[1].result(timeout=60).completion_tokens >= 1
     assert good.result(timeout=60).completion_tokens >= 1
     assert m.chat("Hi", max_new_tokens=2).completion_tokens >= 1  # still serving
 
@@ -251,3 +258,36 @@ def test_a_conversation_the_template_refuses_is_a_message_error(chat_model):
     m = chat_model("gemma3")  # strict alternation; the adapter merges what it can
     with pytest.raises(MessageFormatError, match="chat template"):
         m.chat([{"role": "assistant", "content": "I speak first."}], max_new_tokens=2)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_images_of_requests_joining_together_share_one_vision_call(
+    chat_model, media_dir, family, monkeypatch
+):
+    m = chat_model(family)
+    a, b = str(media_dir / "a.png"), str(media_dir / "b.jpg")
+
+    def ask(*paths):
+        parts = [{"type": "image", "path": p} for p in paths]
+        return [{"role": "user", "content": [*parts, {"type": "text", "text": "Apa ini?"}]}]
+
+    convs = [ask(a), ask(b), ask(a, b)]
+    solo = []
+    for c in convs:
+        m.vision_cache.clear()
+        solo.append(m.chat(c, max_new_tokens=6, temperature=0).token_ids)
+    calls: list[int] = []
+    real = m.scheduler.hooks
+
+    class Counting(type(real)):
+        def encode_many(self, model, items):
+            calls.append(len(items))
+            return super().encode_many(model, items)
+
+    monkeypatch.setattr(m.scheduler, "hooks", Counting())
+    m.vision_cache.clear()
+    with m.scheduler._cv:  # hold the step loop so all three join at the same step boundary
+        futures = [m.submit(c, max_new_tokens=6, temperature=0) for c in convs]
+    got = [f.result(timeout=120).token_ids for f in futures]
+    assert calls == [2]  # a and b once each, for all three requests, in one call
+    assert got == solo  # bit-for-bit the features each image gets alone

@@ -7,8 +7,10 @@ splits into single images, how one image is encoded, how encoded images are put 
 together, and (Qwen3-VL) how the 3-D M-RoPE positions of a prompt are computed. Each
 adapter holds one :class:`VisionHooks` (``adapter.vision``).
 
-Images are always encoded one at a time, with or without the cache, so a reply cannot
-depend on which other images happened to be encoded in the same call.
+The scheduler encodes the uncached images of all requests joining at one step in a single
+vision-tower call (:meth:`VisionHooks.encode_many`). On the CPU that gives each image
+bit-for-bit the features it gets alone (checked for all three families by the engine tests,
+which compare batched replies with one-at-a-time ones).
 """
 
 from __future__ import annotations
@@ -63,8 +65,16 @@ class VisionHooks:
         return tensor_key(*(item[k] for k in self.image_keys))
 
     def encode(self, model, item: dict[str, torch.Tensor]):
-        out = _inner(model).get_image_features(item["pixel_values"], return_dict=True)
-        return out.pooler_output
+        return self.encode_many(model, [item])[0]
+
+    def encode_many(self, model, items: list[dict[str, torch.Tensor]]) -> list:
+        """Encode several images (of any requests) in one vision-tower call; one feature
+        block per image, as :meth:`encode` gives it alone."""
+        import torch
+
+        pixels = torch.cat([it["pixel_values"] for it in items])
+        out = _inner(model).get_image_features(pixels, return_dict=True).pooler_output
+        return [out[i : i + 1] for i in range(len(items))]
 
     def assemble(self, features: list):
         import torch
@@ -104,11 +114,18 @@ class QwenVisionHooks(VisionHooks):
             start += n
         return items
 
-    def encode(self, model, item):
+    def encode_many(self, model, items) -> list:
+        import torch
+
         out = _inner(model).get_image_features(
-            item["pixel_values"], item["image_grid_thw"], return_dict=True
+            torch.cat([it["pixel_values"] for it in items]),
+            torch.cat([it["image_grid_thw"] for it in items]),
+            return_dict=True,
         )
-        return (out.pooler_output[0], [f[0] for f in out.deepstack_features])
+        return [
+            (out.pooler_output[i], [f[i] for f in out.deepstack_features])
+            for i in range(len(items))
+        ]
 
     def assemble(self, features: list):
         out = _output(pooler_output=tuple(f[0] for f in features))
@@ -150,11 +167,15 @@ class Gemma4VisionHooks(VisionHooks):
             for i in range(pv.shape[0])
         ]
 
-    def encode(self, model, item):
+    def encode_many(self, model, items) -> list:
+        import torch
+
         out = _inner(model).get_image_features(
-            item["pixel_values"], item["image_position_ids"], return_dict=True
+            torch.cat([it["pixel_values"] for it in items]),
+            torch.cat([it["image_position_ids"] for it in items]),
+            return_dict=True,
         )
-        return out.pooler_output[0]
+        return list(out.pooler_output)
 
     def assemble(self, features: list):
         return _output(pooler_output=tuple(features))

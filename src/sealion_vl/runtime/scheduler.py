@@ -148,8 +148,9 @@ class Scheduler:
                 joining, self._waiting = self._waiting[:room], self._waiting[room:]
             try:
                 with torch.inference_mode():
+                    ready = self._encode_images(joining)
                     for req in joining:
-                        self._admit(req)
+                        self._admit(req, ready)
                     if self._rows:
                         self._step()
             except Exception as e:  # never let the loop die: fail what it was holding
@@ -163,11 +164,11 @@ class Scheduler:
                 pass
         self._rows, self._cache, self._mask = [], None, None
 
-    def _admit(self, req: Request) -> None:
+    def _admit(self, req: Request, ready: dict) -> None:
         if self._ended_early(req):
             return
         try:
-            logits, cache, width = self._prefill(req)
+            logits, cache, width = self._prefill(req, ready)
         except Exception as e:  # this request's input broke the model call: only it fails
             req.sink(("error", e))
             return
@@ -176,7 +177,7 @@ class Scheduler:
             return
         self._join(req, cache, width)
 
-    def _prefill(self, req: Request):
+    def _prefill(self, req: Request, ready: dict):
         inputs = dict(req.inputs)
         ids = inputs["input_ids"]
         req.prompt_tokens = int(ids.shape[1])
@@ -185,7 +186,7 @@ class Scheduler:
         kwargs = dict(inputs)
         if self.multimodal:
             positions, req.next_pos = self.hooks.positions(self.model, inputs)
-            features = self._images(inputs)
+            features = self._images(inputs, ready)
             if features is not None:
                 for key in self.hooks.image_keys:
                     if key != "image_grid_thw":  # Qwen3-VL still needs the grid for M-RoPE
@@ -205,24 +206,58 @@ class Scheduler:
         )
         return out.logits[:, -1, :], cache, int(ids.shape[1])
 
-    def _images(self, inputs):
-        """Encoder outputs for the request's images, from the cache where held.
+    def _image_items(self, inputs) -> list:
+        """(key, item) per image of a request whose images take the cached-features path.
 
-        Requests with video (or no images) keep the model's own pixel path: Qwen3-VL and
-        Gemma 4 refuse precomputed image features next to raw video pixels.
+        Requests with video keep the model's own pixel path: Qwen3-VL and Gemma 4 refuse
+        precomputed image features next to raw video pixels.
         """
-        items = self.hooks.split(inputs)
-        if not items or inputs.get("pixel_values_videos") is not None:
+        if not self.multimodal or inputs.get("pixel_values_videos") is not None:
+            return []
+        return [(self.hooks.key(it), it) for it in self.hooks.split(inputs)]
+
+    def _encode_images(self, joining: list[Request]) -> dict:
+        """Features of every image the joining requests show: from the cache where held,
+        the rest encoded together in one vision-tower call. Keyed by content hash."""
+        ready: dict = {}
+        missing: dict = {}
+        for req in joining:
+            try:
+                items = self._image_items(req.inputs)
+            except Exception:  # its own prefill will fail and report it
+                continue
+            for key, item in items:
+                if key in ready or key in missing:
+                    continue
+                feat = self.vision_cache.get(key) if self.vision_cache else None
+                if feat is None:
+                    missing[key] = item
+                else:
+                    ready[key] = feat
+        if missing:
+            device = self.model.device
+            items = [{k: v.to(device) for k, v in it.items()} for it in missing.values()]
+            try:
+                feats = self.hooks.encode_many(self.model, items)
+            except Exception:  # one broken image: encode one by one in each prefill instead
+                return ready
+            for key, feat in zip(missing, feats, strict=True):
+                ready[key] = feat
+                if self.vision_cache:
+                    self.vision_cache.put(key, feat, self.hooks.nbytes(feat))
+        return ready
+
+    def _images(self, inputs, ready: dict):
+        """Encoder outputs for the request's images (None: use the model's pixel path)."""
+        items = self._image_items(inputs)
+        if not items:
             return None
         device = self.model.device
         features = []
-        for item in items:
-            key = self.hooks.key(item) if self.vision_cache else None
-            feat = self.vision_cache.get(key) if key else None
+        for key, item in items:
+            feat = ready.get(key)
             if feat is None:
                 feat = self.hooks.encode(self.model, {k: v.to(device) for k, v in item.items()})
-                if key:
-                    self.vision_cache.put(key, feat, self.hooks.nbytes(feat))
             features.append(feat)
         return self.hooks.assemble(features)
 
