@@ -3,8 +3,8 @@
 The tiny random checkpoints write garbage when free, so every valid JSON reply or tool call
 below is the grammar's doing, and every parsed call is the family parser reading what the
 grammar forced: the writer, the constraint and the reader agree. Reasoning and free tool
-calls are scripted: a forward hook on the output head makes the real model emit a chosen
-token sequence, which then goes through the engine's decoding, parsing and streaming.
+calls are scripted (:class:`tests.fixtures.scripted.Script`): the real model is made to emit
+a chosen token sequence, which then goes through the engine's decoding, parsing and streaming.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 
 from sealion_vl.errors import StructuredOutputError
 from tests.conftest import FAMILIES
+from tests.fixtures.scripted import ASK, TOOLS, Script, script_ids
 
 SCHEMAS = [
     {
@@ -89,37 +90,6 @@ SCHEMAS = [
         "additionalProperties": False,
     },
 ]
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "maxLength": 16},
-                    "days": {"type": "integer", "minimum": 1, "maximum": 7},
-                },
-                "required": ["city", "days"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "convert",
-            "description": "Convert money",
-            "parameters": {
-                "type": "object",
-                "properties": {"currency": {"enum": ["SGD", "MYR", "IDR"]}},
-                "required": ["currency"],
-            },
-        },
-    },
-]
-ASK = [{"role": "user", "content": "Cuaca di Jakarta minggu ini?"}]
 
 
 def _rf(schema):
@@ -201,32 +171,6 @@ def test_bad_response_format_is_refused_before_queueing(chat_model):
         m.submit(ASK, response_format={"type": "json_schema", "json_schema": {"name": "x"}})
 
 
-class _Script:
-    """Makes the model emit ``ids`` in order: a forward hook on the output head."""
-
-    def __init__(self, model, ids: list[int]):
-        self.ids, self.i = ids, 0
-        self.handle = model.get_output_embeddings().register_forward_hook(self)
-
-    def __call__(self, module, args, out):
-        if self.i >= len(self.ids):
-            return out
-        out = out.clone()
-        out[:, -1, self.ids[self.i]] = out.max() + 100.0
-        self.i += 1
-        return out
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
-
-
-def _ids(m, text: str) -> list[int]:
-    return m.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 SCRIPTS = {
     "gemma4": (
         "<|channel>thought\nPerlu cek cuaca.<channel|>"
@@ -245,20 +189,20 @@ SCRIPTS = {
 def test_reasoning_and_calls_never_reach_the_content(chat_model, family):
     m = chat_model(family)
     text, end = SCRIPTS[family]
-    ids = _ids(m, text) + [m.tokenizer.convert_tokens_to_ids(end)]
-    with _Script(m.model, ids):
+    ids = script_ids(m.tokenizer, text, end)
+    with Script(m.model, ids):
         r = m.chat(ASK, tools=TOOLS, reasoning=True, max_new_tokens=len(ids) + 5)
     assert r.reasoning.strip() == "Perlu cek cuaca."
     assert r.text == "" and r.finish_reason == "tool_calls"
     assert json.loads(r.tool_calls[0]["function"]["arguments"]) == {"city": "Jakarta", "days": 3}
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         deltas = list(m.stream(ASK, tools=TOOLS, reasoning=True, max_new_tokens=len(ids) + 5))
     kinds = [type(d).__name__ for d in deltas]
     assert "ContentDelta" not in kinds and "ReasoningDelta" in kinds and "ToolCallDelta" in kinds
     reasoning = "".join(d.text for d in deltas if type(d).__name__ == "ReasoningDelta")
     assert reasoning == r.reasoning
     # without tools offered, call markup is ordinary content but reasoning is still split off
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         plain = m.chat(ASK, reasoning=True, max_new_tokens=len(ids) + 5)
     assert plain.tool_calls == [] and "get_weather" in plain.text
     assert plain.reasoning == r.reasoning and "Perlu" not in plain.text
@@ -273,8 +217,8 @@ def test_gemma4_thinking_switch_reaches_the_prompt(chat_model):
 def test_scripted_reply_is_the_real_model_path(chat_model):
     # the hook really drives generation: without it the reply differs
     m = chat_model("gemma4")
-    ids = _ids(m, "Halo dunia") + [m.tokenizer.convert_tokens_to_ids("<turn|>")]
-    with _Script(m.model, ids):
+    ids = script_ids(m.tokenizer, "Halo dunia", "<turn|>")
+    with Script(m.model, ids):
         r = m.chat(ASK, max_new_tokens=10)
     assert r.text == "Halo dunia" and r.finish_reason == "stop"
     assert m.chat(ASK, max_new_tokens=10, temperature=0).text != "Halo dunia"

@@ -14,39 +14,10 @@ import jsonschema
 import pytest
 
 from tests.conftest import FAMILIES
+from tests.fixtures.scripted import ASK, TOOLS, Script
 from tests.serve.conftest import client, data_uri, start
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "maxLength": 16},
-                    "days": {"type": "integer", "minimum": 1, "maximum": 7},
-                },
-                "required": ["city", "days"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "convert",
-            "description": "Convert money",
-            "parameters": {
-                "type": "object",
-                "properties": {"currency": {"enum": ["SGD", "MYR", "IDR"]}},
-                "required": ["currency"],
-            },
-        },
-    },
-]
 SPECS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
-ASK = [{"role": "user", "content": "Cuaca di Jakarta minggu ini?"}]
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -165,28 +136,6 @@ def test_json_schema_replies_validate(family_server, media_dir):
     assert content == r.choices[0].message.content and finish == "stop"
 
 
-class _Script:
-    """Makes the model emit ``ids`` in order: a forward hook on the output head."""
-
-    def __init__(self, model, ids: list[int]) -> None:
-        self.ids, self.i = ids, 0
-        self.handle = model.get_output_embeddings().register_forward_hook(self)
-
-    def __call__(self, module, args, out):
-        if self.i >= len(self.ids):
-            return out
-        out = out.clone()
-        out[:, -1, self.ids[self.i]] = out.max() + 100.0
-        self.i += 1
-        return out
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.handle.remove()
-
-
 REPLIES = {
     "gemma4": ("<|channel>thought\nPerlu cek cuaca.<channel|>Panas, 31 darjah.", "<turn|>"),
     "qwen3_vl": ("<think>\nPerlu cek cuaca.\n</think>\n\nPanas, 31 darjah.", "<|im_end|>"),
@@ -208,13 +157,13 @@ def test_reasoning_content_never_leaks_into_content(family_server, how):
     )
     c = client(s)
     kw = dict(model=family, messages=ASK, max_tokens=len(ids) + 5, **extra)
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         r = c.chat.completions.create(**kw)
     msg = r.choices[0].message.model_dump()
     assert msg["reasoning_content"].strip() == "Perlu cek cuaca."
     assert msg["content"].strip() == "Panas, 31 darjah." and "Perlu" not in msg["content"]
     assert r.choices[0].finish_reason == "stop"
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         chunks = list(c.chat.completions.create(stream=True, **kw))
     _, content, reasoning, finish = _assemble(chunks)
     assert reasoning == msg["reasoning_content"] and content == msg["content"]
@@ -260,14 +209,14 @@ def test_parallel_calls_whole_and_streamed(family_server):
     ids = _scripted(m, *PARALLEL[family])
     c = client(s)
     kw = dict(model=family, messages=ASK, tools=TOOLS, max_tokens=len(ids) + 5)
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         r = c.chat.completions.create(**kw)
     calls = r.choices[0].message.tool_calls
     assert r.choices[0].finish_reason == "tool_calls"
     want = [("get_weather", {"city": "Jakarta", "days": 3}), ("convert", {"currency": "SGD"})]
     assert [(t.function.name, json.loads(t.function.arguments)) for t in calls] == want
     assert len({t.id for t in calls}) == 2
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         streamed, content, _, finish = _assemble(c.chat.completions.create(stream=True, **kw))
     assert sorted(streamed) == [0, 1] and finish == "tool_calls"
     assert [(v["name"], json.loads(v["arguments"])) for v in streamed.values()] == want
@@ -277,7 +226,7 @@ def test_malformed_calls_come_back_as_content(family_server):
     family, s, m = family_server
     ids = _scripted(m, MALFORMED[family], PARALLEL[family][1])
     c = client(s)
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         r = c.chat.completions.create(
             model=family, messages=ASK, tools=TOOLS, max_tokens=len(ids) + 5
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.scripted import Script
 from tests.serve.conftest import KEY, start
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -180,28 +181,6 @@ def test_wrong_key_shows_the_servers_error(page, servers):
     assert page.get_by_label("Message", exact=True).input_value() == "Halo"  # kept to resend
 
 
-class _Script:
-    """Makes the model emit ``ids`` in order: a forward hook on the output head."""
-
-    def __init__(self, model, ids: list[int]):
-        self.ids, self.i = ids, 0
-        self.handle = model.get_output_embeddings().register_forward_hook(self)
-
-    def __call__(self, module, args, out):
-        if self.i >= len(self.ids):
-            return out
-        out = out.clone()
-        out[:, -1, self.ids[self.i]] = out.max() + 100.0
-        self.i += 1
-        return out
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
-
-
 TOOLS = [
     {
         "type": "function",
@@ -229,7 +208,7 @@ def test_reasoning_folded_and_tool_call_shown(page, servers, serve_model):
     page.get_by_label("Thinking").select_option("on")
     page.get_by_label("Tools").fill(json.dumps(TOOLS))
     page.get_by_label("Message", exact=True).fill("Cuaca Jakarta?")
-    with _Script(m.model, ids):
+    with Script(m.model, ids):
         page.get_by_role("button", name="Send").click()
         page.locator(".msg.assistant[data-state=done]").wait_for()
     body = sent[0].post_data_json
