@@ -17,7 +17,7 @@ import torch
 
 from sealion_vl.errors import StructuredOutputError
 from tests.conftest import FAMILIES
-from tests.fixtures.scripted import ASK, TOOLS, Script, script_ids
+from tests.fixtures.scripted import ASK, CALLED, TOOLS, Script, script_ids
 
 SCHEMAS = [
     {
@@ -143,16 +143,7 @@ def test_forced_tool_calls_parse_and_validate(chat_model, family, choice):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tool_results_go_back_and_none_renders_no_tools(chat_model, family):
     m = chat_model(family)
-    call = {
-        "id": "call_1",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": '{"city": "Jakarta", "days": 2}'},
-    }
-    conv = ASK + [
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 31}'},
-        {"role": "user", "content": "Terima kasih. Dan besok?"},
-    ]
+    conv = CALLED + [{"role": "user", "content": "Terima kasih. Dan besok?"}]
     prompt = m.render(conv, tools=TOOLS)
     assert "temp_c" in prompt and "Jakarta" in prompt and "get_weather" in prompt
     r = m.chat(conv, tools=TOOLS, max_new_tokens=5, temperature=0)

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import FAMILIES
-from tests.fixtures.scripted import ASK, TOOLS, Script
+from tests.fixtures.scripted import ASK, CALLED, TOOLS, Script
 from tests.serve.conftest import client, data_uri, start
 
 SPECS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
@@ -85,15 +85,7 @@ def test_forced_tool_calls_whole_and_streamed(family_server, choice):
 def test_tool_results_go_back_through_tool_messages(family_server):
     family, s, m = family_server
     c = client(s)
-    call = {
-        "id": "call_1",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": '{"city": "Jakarta", "days": 2}'},
-    }
-    conv = ASK + [
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 31}'},
-    ]
+    conv = CALLED
     r = c.chat.completions.create(
         model=family, messages=conv, tools=TOOLS, max_tokens=4, temperature=0
     )
