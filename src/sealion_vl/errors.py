@@ -46,3 +46,11 @@ class StructuredOutputError(SealionError, ValueError):
     The message names the offending field (e.g. ``response_format.json_schema.schema``) and
     what shape was expected.
     """
+
+
+class EvalDataError(SealionError, ValueError):
+    """An evaluation dataset, task folder or replies file is not usable as given.
+
+    The message names the task, language and the offending rows (for example CVQA's hidden
+    public labels, ``Label == -1``), so nothing is scored on data that cannot be scored.
+    """

@@ -1,0 +1,1 @@
+"""Evaluation: SEA-HELM's vision and instruction-following tasks, scored as SEA-HELM does."""
