@@ -15,6 +15,7 @@ from sealion_vl import catalog
 from sealion_vl.cli_flags import check_generation, generation_flags, model_flags
 from sealion_vl.data.filter_cli import data_app
 from sealion_vl.errors import SealionError
+from sealion_vl.eval.cli import eval_app
 from sealion_vl.nano.cli import nano_app
 from sealion_vl.serve.config import ServeConfig
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(nano_app, name="nano")
+app.add_typer(eval_app, name="eval")
 out = Console()
 err = Console(stderr=True)
 
