@@ -233,7 +233,7 @@ def _language(runs: list[ModelRun], lang: str, scores: list[dict]) -> str:
     for task in tasks:
         entries = [s.get(lang, {}).get(task) for s in scores]
         present = [e[2] for e in entries if e and e[2] is not None]
-        best = max(present) if len(present) > 1 else None
+        best = max(present) if len(present) > 1 and max(present) > min(present) else None
         metric = next((e[1] for e in entries if e), "")
         cells = []
         for run, entry in zip(runs, entries, strict=True):
@@ -247,10 +247,11 @@ def _language(runs: list[ModelRun], lang: str, scores: list[dict]) -> str:
             f"{''.join(cells)}</tr>"
         )
     chart = rp.bar_chart(lang, tasks, [r.name for r in runs], values)
+    legend = " ".join(f"{rp.swatch(i)}{esc(r.name)}" for i, r in enumerate(runs))
     return (
         f'<h3 id="lang-{esc(lang)}">Language: {esc(lang)}</h3>'
         f'<table class="tasks" data-lang="{esc(lang)}"><tr><th>task</th><th>headline metric</th>'
-        f"{_model_head(runs)}</tr>{''.join(rows)}</table>{chart}"
+        f"{_model_head(runs)}</tr>{''.join(rows)}</table>{chart}<p class='note'>{legend}</p>"
     )
 
 

@@ -91,11 +91,12 @@ def bar_chart(
     when a score exceeds 100 (RefCLIPScore can); negative scores are drawn as zero-height bars
     but keep their value in the tooltip and ``data-value``.
     """
-    bar_w, gap, left, top, plot_h, bottom = 16, 26, 44, 14, 200, 96
+    bar_w, gap, left, top, plot_h = 16, 26, 56, 40, 200
+    bottom = 24 + int(3.5 * max((len(t) for t in tasks), default=0))  # rotated task names
     top_value = max([100.0, *values.values()]) if values else 100.0
     top_value = math.ceil(top_value / 20) * 20
     group_w = max(len(models), 1) * bar_w
-    width = left + len(tasks) * (group_w + gap) + gap
+    width = max(left + len(tasks) * (group_w + gap) + gap, 260)
     height = top + plot_h + bottom
     parts = [
         f'<svg class="chart" data-lang="{esc(lang)}" '
@@ -123,6 +124,11 @@ def bar_chart(
                 f'data-value="{value!r}" x="{x}" y="{top + plot_h - h:.3f}" '
                 f'width="{bar_w - 2}" height="{h:.3f}" fill="{colour}">'
                 f"<title>{esc(model)} · {esc(task)}: {fmt(value)}</title></rect>"
+            )
+            vx, vy = x + bar_w / 2 + 3, top + plot_h - h - 3  # the value, written upwards
+            parts.append(
+                f'<text x="{vx:.1f}" y="{vy:.1f}" font-size="9" fill="#57606a" '
+                f'transform="rotate(-90 {vx:.1f} {vy:.1f})">{fmt(value, 1)}</text>'
             )
         cx, cy = x0 + group_w / 2, top + plot_h + 12
         parts.append(
