@@ -200,8 +200,8 @@ def diagnostics_section(run: Any, examples: int) -> str:
     table = (
         f'<table class="diagnostics" data-model="{esc(run.name)}"><tr><th>task</th><th>lang</th>'
         "<th>accuracy (SEA-HELM)</th><th>accuracy (robust)</th><th>normalised (SEA-HELM)</th>"
-        "<th>normalised (robust)</th><th>Δ normalised</th><th>disagreements</th><th>errors</th>"
-        f"</tr>{''.join(rows)}</table>"
+        "<th>normalised (robust)</th><th>Δ normalised</th><th>disagreements listed</th>"
+        f"<th>errors</th></tr>{''.join(rows)}</table>"
     )
     if details:
         table += (
