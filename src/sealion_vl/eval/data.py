@@ -8,7 +8,9 @@ rows, in the same order, with the same features. A local copy lives at
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,64 @@ def local_root(path: str, data_dir: Path | None) -> Path | None:
     return Path(data_dir).expanduser() / path
 
 
+_DATA_SUFFIXES = {".parquet", ".arrow", ".json", ".jsonl", ".csv", ".md", ".txt"}
+
+
+def _local_cache_dir(root: Path) -> Path:
+    """A ``datasets`` cache folder private to this exact local copy (path + file stats).
+
+    Why: ``datasets`` names the cache of a local folder by the folder's name and data-file
+    names, so two copies of the same repo (or one rewritten in place) would share a stale
+    cache and return the other's rows.
+    """
+    import datasets
+
+    h = hashlib.sha256(str(root.resolve()).encode())
+    for p in sorted(root.rglob("*")):
+        if p.suffix in _DATA_SUFFIXES and p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return Path(datasets.config.HF_DATASETS_CACHE) / "sealion_vl_local" / h.hexdigest()[:20]
+
+
 def _how_to_get(path: str, data_dir: Path | None) -> str:
     where = local_root(path, data_dir) or Path("<data-dir>") / path
     return (
         f"get it with `huggingface-cli download --repo-type dataset {path} --local-dir {where}` "
         f"and pass --data-dir, or run once online so the Hugging Face cache holds it"
     )
+
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def get_path(doc: dict, path: str) -> Any:
+    """Read ``a.b[0].c`` from a row; a missing step gives None (the caller decides)."""
+    cur: Any = doc
+    for key, idx in _PATH_TOKEN.findall(path):
+        if cur is None:
+            return None
+        if key:
+            cur = cur.get(key) if isinstance(cur, dict) else None
+        else:
+            i = int(idx)
+            cur = cur[i] if isinstance(cur, (list, tuple)) and -len(cur) <= i < len(cur) else None
+    return cur
+
+
+def json_safe(value: Any) -> Any:
+    """A row made JSON-serialisable: bytes (images) dropped, numpy values made plain."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items() if not isinstance(v, bytes)}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return json_safe(value.tolist())
+    if isinstance(value, bytes):
+        return None
+    return str(value)
 
 
 def load_rows(
@@ -50,7 +104,19 @@ def load_rows(
     root = local_root(path, data_dir)
     source = str(root) if root is not None and root.is_dir() else path
     try:
-        ds = datasets.load_dataset(source, config, split=split)
+        if source == path:
+            ds = datasets.load_dataset(source, config, split=split)
+        else:
+            # A local copy is re-read every time: the datasets cache keys a plain folder by
+            # its name, so two copies of "cvqa" (or a copy edited in place) would otherwise
+            # silently give the first one's rows.
+            ds = datasets.load_dataset(
+                source,
+                config,
+                split=split,
+                download_mode="force_redownload",
+                verification_mode="no_checks",
+            )
     except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
         looked = []
         if root is not None:
@@ -129,3 +195,67 @@ def reencode_jpeg(data: bytes) -> bytes:
         buf = io.BytesIO()
         im.save(buf, format="JPEG")
         return buf.getvalue()
+
+
+def seeded_positions(n: int, rng: Any) -> list[int]:
+    """Where the correct option goes for ``n`` rows of one prompt type (SEA-HELM's scheme).
+
+    SEA-HELM shuffles ``[0, 1, 2, 3, 4] * (n // 5)`` with its generator, which crashes when
+    ``n`` is not a multiple of 5 (the list is shorter than the rows). We shuffle
+    ``[0..4] * ceil(n / 5)`` and keep the first ``n``: identical to SEA-HELM whenever it
+    works, and a balanced-as-possible answer position otherwise. Note the longer list draws
+    more from the shared generator, so later prompt types differ from what a (crashing)
+    SEA-HELM would have drawn; there is no SEA-HELM number to match in that case.
+    """
+    positions = [0, 1, 2, 3, 4] * -(-n // 5)
+    rng.shuffle(positions)  # a Python list, as SEA-HELM: the same draws as its shuffle
+    return positions[:n]
+
+
+def reorder_world_cuisines(rows: list[dict], prompt_types: list[int], seed: int) -> list[dict]:
+    """SEA-HELM's WorldCuisines loader transform, on plain rows.
+
+    Per prompt type in the given order (task1: 1, 3, 4; task2: 2), that type's rows in dataset
+    order get new answer positions from ONE ``numpy.random.default_rng(seed)`` shared across
+    the types; the correct option is popped and re-inserted there and ``mcq_answer_index``
+    updated. Rows of other prompt types are dropped; the result is grouped by prompt type.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: list[dict] = []
+    for ptype in prompt_types:
+        subset = [r for r in rows if r.get("prompt_type") == ptype]
+        for row, idx in zip(subset, seeded_positions(len(subset), rng), strict=True):
+            options = list(row["options"])
+            correct = options.pop(row["mcq_answer_index"])
+            options.insert(idx, correct)
+            out.append({**row, "options": options, "mcq_answer_index": idx})
+    return out
+
+
+def world_cuisines_docs(
+    task: Any, lang: str, *, data_dir: Path | None = None, limit: int | None = None
+) -> list[dict]:
+    """WorldCuisines rows as SEA-HELM's loader leaves them, with the image as JPEG bytes.
+
+    Order of operations as SEA-HELM: language filter, ``limit`` on the raw rows, label check
+    (ours: a bad ``mcq_answer_index`` is refused before it could be moved), re-ordering, then
+    the image at ``image_path`` (relative to the dataset repo's folder) read and re-encoded.
+    """
+    rows = task.default_load_docs(lang, data_dir=data_dir, limit=limit)
+    task.validate(rows, lang)
+    params = task.spec.params
+    rows = reorder_world_cuisines(rows, list(params["prompt_types"]), int(params["seed"]))
+    if rows:
+        base = dataset_root(task.source(lang).path, data_dir=data_dir)
+        for row in rows:
+            path = base / row["image_path"]
+            if not path.is_file():
+                raise EvalDataError(
+                    f"task {task.name!r} [{lang}]: image {row['image_path']!r} of row "
+                    f"{row.get('qa_id')!r} not found under {base} (SEA-HELM expects the repo's "
+                    f"image archive downloaded and extracted there)"
+                )
+            row["image"] = reencode_jpeg(path.read_bytes())
+    return rows

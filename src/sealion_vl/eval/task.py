@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sealion_vl.errors import EvalDataError
 from sealion_vl.eval import data
+from sealion_vl.eval.data import get_path, json_safe
 from sealion_vl.eval.types import Item
 
 SHIPPED_TASKS = Path(__file__).parent / "tasks"
@@ -81,6 +81,8 @@ class TaskSpec(_Strict):
     source: SourceSpec
     id_column: str
     image_columns: list[str] = Field(default_factory=list)
+    drop_columns: list[str] = Field(default_factory=list)  # unused columns (e.g. extra images)
+    params: dict[str, Any] = Field(default_factory=dict)  # task-level settings for hooks
     fields: dict[str, str] = Field(default_factory=dict)  # template field -> column path
     meta: dict[str, str] = Field(default_factory=dict)  # meta key -> column path
     gold: GoldSpec | None = None
@@ -92,23 +94,6 @@ class TaskSpec(_Strict):
         return str(v)
 
 
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
-
-
-def get_path(doc: dict, path: str) -> Any:
-    """Read ``a.b[0].c`` from a row; a missing step gives None (the caller decides)."""
-    cur: Any = doc
-    for key, idx in _PATH_TOKEN.findall(path):
-        if cur is None:
-            return None
-        if key:
-            cur = cur.get(key) if isinstance(cur, dict) else None
-        else:
-            i = int(idx)
-            cur = cur[i] if isinstance(cur, (list, tuple)) and -len(cur) <= i < len(cur) else None
-    return cur
-
-
 def format_prompt(template: PromptTemplate, values: dict) -> str:
     """The user text as SEA-HELM builds it for a zero-shot instruct model.
 
@@ -117,20 +102,6 @@ def format_prompt(template: PromptTemplate, values: dict) -> str:
     """
     preamble = template.preamble.format(answer_tag=template.answer_tag)
     return (preamble + "\n\n" + template.task_template.format(**values)).strip()
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items() if not isinstance(v, bytes)}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _json_safe(value.tolist())
-    if isinstance(value, bytes):
-        return None
-    return str(value)
 
 
 def _load_hooks(folder: Path, name: str) -> tuple[Any, str]:
@@ -222,6 +193,9 @@ class Task:
                 lambda *vals: all(v == want[c] for c, v in zip(cols, vals, strict=True)),
                 input_columns=cols,
             )
+        drop = [c for c in self.spec.drop_columns if c in ds.column_names]
+        if drop:
+            ds = ds.remove_columns(drop)
         if limit is not None:
             ds = ds.select(range(min(limit, len(ds))))
         rows = ds.to_list()
@@ -318,7 +292,8 @@ class Task:
             raise EvalDataError(
                 f"task {self.name!r} [{lang}]: row {fields['id']!r} lacks template field {exc}"
             ) from exc
-        doc_out = {k: v for k, v in doc.items() if k not in self.spec.image_columns}
+        hidden = {*self.spec.image_columns, *self.spec.drop_columns}
+        doc_out = {k: v for k, v in doc.items() if k not in hidden}
         return Item(
             task=self.name,
             lang=lang,
@@ -329,8 +304,8 @@ class Task:
             labels=list(ls.labels),
             answer_tag=ls.prompt_template.answer_tag,
             max_tokens=ls.max_tokens,
-            doc=_json_safe(doc_out),
-            meta=_json_safe(fields["meta"]),
+            doc=json_safe(doc_out),
+            meta=json_safe(fields["meta"]),
         )
 
     def items(
