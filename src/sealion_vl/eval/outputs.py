@@ -57,11 +57,11 @@ def write_run_outputs(out: Path, runs: list, config: dict, *, clip=None) -> dict
 def _clip(clip, runs):
     """Load the CLIP model once for all runs, only when a task scores with RefCLIPScore."""
     needs = any(g.task.scorer == "refclipscore" for _, groups in runs for g in groups)
-    if not needs or clip is None or not isinstance(clip, str | Path):
+    if not needs:
         return clip
-    from sealion_vl.eval.metrics.refclip import load_clip
+    from sealion_vl.eval.metrics.refclip import ClipScorer
 
-    return load_clip(str(clip))
+    return ClipScorer.resolve(clip)  # loads lazily, once, on the first embedding
 
 
 def merge_diagnostics(per_run: list[dict]) -> dict:
