@@ -106,16 +106,9 @@ def load_rows(
     try:
         if source == path:
             ds = datasets.load_dataset(source, config, split=split)
-        else:
-            # A local copy is re-read every time: the datasets cache keys a plain folder by
-            # its name, so two copies of "cvqa" (or a copy edited in place) would otherwise
-            # silently give the first one's rows.
+        else:  # a private cache per copy (see _local_cache_dir)
             ds = datasets.load_dataset(
-                source,
-                config,
-                split=split,
-                download_mode="force_redownload",
-                verification_mode="no_checks",
+                source, config, split=split, cache_dir=str(_local_cache_dir(Path(source)))
             )
     except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
         looked = []
