@@ -60,6 +60,13 @@ def test_every_shipped_task_validates_and_loads():
         prints = {task.fingerprint(lang) for lang in langs}
         assert len(prints) == len(langs)  # per-language spec is part of the fingerprint
         assert task.fingerprint(langs[0]) == load_task(name).fingerprint(langs[0])
+    # SEA-HELM's task_config.yaml `vision` group, per language
+    assert load_task("cvqa").default_group_languages == ["id", "ta", "tl", "zh", "ms"]
+    assert load_task("marvl").default_group_languages == ["id", "ta"]
+    assert load_task("xm3600").default_group_languages == EXPECTED_LANGS["xm3600"]
+    for wc in ("world_cuisine_task1", "world_cuisine_task2"):
+        assert load_task(wc).default_group_languages == ["en", "id", "th", "tl", "zh"]
+    assert load_task("sea_ifeval").default_group_languages == []
     assert load_task("world_cuisine_task1").aggregation_group == "world_cuisine"
     assert load_task("cvqa").aggregation_group is None
 

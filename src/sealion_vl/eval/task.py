@@ -57,6 +57,7 @@ class PromptTemplate(_Strict):
 
 class LanguageSpec(_Strict):
     max_tokens: int
+    default_group: bool | None = None  # in SEA-HELM's default group for this language?
     prompt_template: PromptTemplate
     labels: list[str] = Field(default_factory=list)
     source: SourceSpec = Field(default_factory=SourceSpec)
@@ -139,6 +140,19 @@ class Task:
         return f"Task({self.name!r}, version={self.version!r}, languages={self.languages})"
 
     # -- spec access -------------------------------------------------------------------
+    @property
+    def default_group_languages(self) -> list[str]:
+        """Languages for which SEA-HELM's default ``vision`` group (task_config.yaml) runs it.
+
+        The group is per language there (e.g. cvqa for id/tl/zh/ta/ms, not jv/su), so a
+        language's ``default_group`` overrides the task-level flag.
+        """
+        return [
+            lang
+            for lang, ls in self.spec.languages.items()
+            if (self.default_group if ls.default_group is None else ls.default_group)
+        ]
+
     def lang_spec(self, lang: str) -> LanguageSpec:
         """The language's spec; an unknown language is an error listing the known ones."""
         if lang not in self.spec.languages:
@@ -318,11 +332,12 @@ class Task:
 
     def fingerprint(self, lang: str) -> str:
         """Stable sha256 of version + resolved language spec + hooks source (for the store)."""
-        task_level = self.spec.model_dump(exclude={"languages"})
+        # group membership does not change what is asked or scored, so it is left out
+        task_level = self.spec.model_dump(exclude={"languages", "default_group"})
         payload = {
             "task": task_level,
             "lang": lang,
-            "language": self.lang_spec(lang).model_dump(),
+            "language": self.lang_spec(lang).model_dump(exclude={"default_group"}),
             "source": self.source(lang).model_dump(),
             "hooks": self._hooks_source,
         }
