@@ -1,0 +1,22 @@
+"""nano_caption: nano's held-out caption items (loading, prompts, scoring: ``nano_common``)."""
+
+from __future__ import annotations
+
+from sealion_vl.eval.tasks import nano_common
+
+KIND = "caption"
+
+
+def load_docs(task, lang: str, *, data_dir=None, limit=None) -> list[dict]:
+    """The held-out caption records of ``lang`` (generated deterministically if absent)."""
+    return nano_common.load_docs(task, lang, KIND, data_dir=data_dir, limit=limit)
+
+
+def to_fields(task, doc: dict, lang: str) -> dict:
+    """The conversation nano is evaluated on: prompt text, images, gold."""
+    return nano_common.to_fields(task, doc, lang)
+
+
+def score(items, responses, *, lang: str):
+    """nano.evaluate's per-item rule (score_caption)."""
+    return nano_common.score_caption(items, responses, lang=lang)
