@@ -294,8 +294,17 @@ def test_nano_item_is_the_evaluated_conversation(nano_dir):
     call = load_task("nano_toolcall").items("en", data_dir=nano_dir)[0]
     assert call.prompt.startswith(TOOL_SYSTEM.strip() + "\n\n") and len(call.images) == 1
     assert call.images[0].startswith(b"\x89PNG")
-    marvl = load_task("nano_marvl").items("vi", data_dir=nano_dir)[0]
+    task = load_task("nano_marvl")
+    marvl = task.items("vi", data_dir=nano_dir)[0]
     assert len(marvl.images) == 2 and marvl.prompt.endswith("\nĐúng hay Sai?")
+    # a replies file's doc (image files elsewhere) gives the same prompt and gold
+    again = task.item(dict(marvl.doc, messages=[
+        {**m, "content": [{**p, "path": "gone.png"} if p.get("type") == "image" else p
+                          for p in m["content"]]} if isinstance(m["content"], list) else m
+        for m in marvl.doc["messages"]]), "vi")  # fmt: skip
+    assert (again.prompt, again.gold, again.images) == (marvl.prompt, marvl.gold, [])
+    with pytest.raises(EvalDataError, match="not a nano held-out record"):
+        task.item({"id": "x", "messages": []}, "vi")
 
 
 def test_nano_rules_are_nanos(nano_dir):
@@ -320,3 +329,22 @@ def test_nano_rules_are_nanos(nano_dir):
 def test_erqa_doc_keeps_no_image_bytes(data_root):
     item = _items("erqa", data_root)[0]
     assert "images" not in item.doc and item.doc["question"] == fx.ERQA_QUESTION
+
+
+def test_reply_file_docs_build_the_same_items(data_root):
+    """``eval score`` builds items from public rows alone (images optional, or data: URLs)."""
+    import base64
+
+    task = load_task("erqa")
+    loaded = task.items("en", data_dir=data_root)[0]
+    doc = dict(loaded.doc)
+    url = "data:image/png;base64," + base64.b64encode(fx.png((1, 2, 3))).decode()
+    rebuilt = task.item({**doc, "images": [url]}, "en")
+    assert (rebuilt.prompt, rebuilt.gold, rebuilt.images) == (
+        loaded.prompt, loaded.gold, [fx.png((1, 2, 3))])  # fmt: skip
+    assert task.item(doc, "en").images == []
+    for name in ("hallusionbench", "mathvista_mini_free_form", "mmmu_pro_4_options"):
+        t = load_task(name)
+        it = t.items("en", data_dir=data_root)[0]
+        again = t.item(dict(it.doc), "en")
+        assert (again.id, again.prompt, again.gold) == (it.id, it.prompt, it.gold)
