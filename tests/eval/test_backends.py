@@ -84,7 +84,13 @@ def test_endpoint_retries_429_and_5xx_then_records_errors_without_raising():
         reqs += [_req("bad", "BAD"), _req("down", "DOWN")]
         got: dict = {}
         t0 = time.perf_counter()
-        backend.run(reqs, lambda r, text, err, usage: got.__setitem__(r.key, (text, err)))
+        usage_of: dict = {}
+
+        def done(r, text, err, usage):
+            got[r.key] = (text, err)
+            usage_of[r.key] = usage
+
+        backend.run(reqs, done)
         assert time.perf_counter() - t0 < 30
     finally:
         server.stop()
@@ -94,6 +100,7 @@ def test_endpoint_retries_429_and_5xx_then_records_errors_without_raising():
     assert got["bad"][0] is None and "HTTP 400" in got["bad"][1]
     assert flaky.seen["BAD"] == 1  # a client error is not retried
     assert got["down"][0] is None and "gave up after 4 attempts" in got["down"][1]
+    assert usage_of["down"].get("transient") and not usage_of["bad"].get("transient")
     assert flaky.max_inflight <= 3
     body = next(b for b in flaky.bodies if b["messages"][0]["content"][0]["text"] == "q0")
     assert body["model"] == "sea" and body["seed"] == 25008113 and body["max_tokens"] == 8

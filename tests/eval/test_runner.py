@@ -153,3 +153,30 @@ def test_sigkill_then_rerun_gives_byte_identical_results(tmp_path, data_dir, che
     assert len(lines) == 48 == len({x["key"] for x in lines})  # nothing generated twice
     for name in OUTPUTS + ["runs/25008113/results.json", "runs/42008474/diagnostics.json"]:
         assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_our_server_as_endpoint_gives_the_local_engines_numbers(tmp_path, data_dir, checkpoint):
+    """The same checkpoint through `sealion-vl serve` (real HTTP on loopback) and in-process."""
+    import sealion_vl
+    from tests.serve.conftest import start
+
+    model = sealion_vl.load(checkpoint("gemma3"))
+    server = start(model, key="k")
+    try:
+        kw = dict(runs=2, limit=4, langs=["id"])
+        url = server.url + "/v1"
+        with pytest.raises(EvalDataError, match="does not serve model 'tiny'.*gemma3"):
+            run_eval(_cfg(tmp_path / "x", data_dir, endpoint=url, api_key="k"), progress=False)
+        with pytest.raises(EvalDataError, match="refused the API key"):
+            run_eval(_cfg(tmp_path / "y", data_dir, endpoint=url, api_key="no"), progress=False)
+        remote = _cfg(
+            tmp_path / "remote", data_dir, endpoint=url, api_key="k", model=model.name, **kw
+        )
+        run_eval(remote, progress=False)
+    finally:
+        server.stop()
+    run_eval(_cfg(tmp_path / "local", data_dir, **kw), chat_model=model, progress=False)
+    for name in ["results.json", "items.jsonl"]:
+        assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    saved = json.loads((tmp_path / "remote" / "config.json").read_text())
+    assert saved["endpoint"].startswith(server.url) and "k" not in saved.values()

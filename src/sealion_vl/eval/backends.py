@@ -135,6 +135,34 @@ class EndpointBackend:
     def describe(self) -> dict:
         return {"model": self.model, "endpoint": self.url}
 
+    def check(self) -> None:
+        """Fail before the first item when every item would fail the same way: the key is
+        refused, or the model is not served there (``GET /models``, where the server has it).
+        """
+        import httpx
+
+        from sealion_vl.errors import EvalDataError
+
+        base = self.url[: -len("/chat/completions")]
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            r = httpx.get(base + "/models", headers=headers, timeout=30, trust_env=False)
+        except httpx.HTTPError as e:
+            raise EvalDataError(f"endpoint {base} is not reachable: {e}") from None
+        if r.status_code in (401, 403):
+            raise EvalDataError(f"endpoint {base} refused the API key (HTTP {r.status_code})")
+        if r.status_code != 200:
+            return  # no model list here: let the requests tell
+        try:
+            served = [m["id"] for m in r.json()["data"]]
+        except (ValueError, KeyError, TypeError):
+            return
+        if served and self.model not in served:
+            raise EvalDataError(
+                f"endpoint {base} does not serve model {self.model!r}; it serves: "
+                f"{', '.join(served)} (pass one with --model)"
+            )
+
     def body(self, req: Request) -> dict:
         """The request body: images as base64 data URLs after the text, as SEA-HELM sends."""
         content = []
@@ -205,7 +233,8 @@ class EndpointBackend:
                 wait_s = _retry_after(r) or wait_s
             if attempt < self.max_retries:
                 await asyncio.sleep(wait_s)
-        return None, f"gave up after {self.max_retries + 1} attempts: {last}", {}
+        # transient: not stored, so rerunning the command retries it
+        return None, f"gave up after {self.max_retries + 1} attempts: {last}", {"transient": True}
 
 
 def _retry_after(r) -> float | None:

@@ -98,6 +98,9 @@ def run_eval(cfg: EvalRunConfig, *, chat_model=None, progress: bool = True) -> d
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     keys: dict = {}
+    unfinished: list[str] = []
+    if hasattr(backend, "check"):
+        backend.check()
     with ReplyStore(out / "store.jsonl", retry_errors=cfg.retry_errors) as store:
         bar = EvalProgress(enabled=progress)
         with bar:
@@ -118,11 +121,20 @@ def run_eval(cfg: EvalRunConfig, *, chat_model=None, progress: bool = True) -> d
                 bar.start(task.name, total, total - len(todo))
 
                 def done(req, text, error, usage, _name=task.name):
-                    store.put(req.key, text, error=error, **usage)
+                    if usage.get("transient"):  # endpoint unreachable: retried on rerun
+                        unfinished.append(error)
+                    else:
+                        store.put(req.key, text, error=error, **usage)
                     bar.advance(_name)
 
                 backend.run(todo, done)
                 bar.finish(task.name)
+        if unfinished:
+            raise EvalDataError(
+                f"{len(unfinished)} items could not be generated ({unfinished[0]}); the "
+                f"{len(store)} finished ones are kept in {out / 'store.jsonl'}: rerun the same "
+                "command to resume"
+            )
         runs = []
         for seed in seeds:
             groups = []
