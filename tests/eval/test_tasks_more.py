@@ -297,6 +297,11 @@ def test_nano_item_is_the_evaluated_conversation(nano_dir):
     task = load_task("nano_marvl")
     marvl = task.items("vi", data_dir=nano_dir)[0]
     assert len(marvl.images) == 2 and marvl.prompt.endswith("\nĐúng hay Sai?")
+    # sent as nano learnt it: a system turn for tools, images before the text
+    assert call.conversation[0] == {"role": "system", "content": TOOL_SYSTEM}
+    user = marvl.conversation[-1]["content"]
+    assert [p["type"] for p in user] == ["image", "image", "text"]
+    assert [p["image"] for p in user[:2]] == marvl.images
     # a replies file's doc (image files elsewhere) gives the same prompt and gold
     again = task.item(dict(marvl.doc, messages=[
         {**m, "content": [{**p, "path": "gone.png"} if p.get("type") == "image" else p

@@ -165,17 +165,15 @@ class EndpointBackend:
 
     def body(self, req: Request) -> dict:
         """The request body: images as base64 data URLs after the text, as SEA-HELM sends."""
-        content = []
-        for part in req.messages[0]["content"]:
-            if part["type"] == "text":
-                content.append({"type": "text", "text": part["text"]})
-            else:
-                data = part["image"]
-                url = f"data:{_mime(data)};base64,{base64.b64encode(data).decode()}"
-                content.append({"type": "image_url", "image_url": {"url": url}})
+        messages = []
+        for m in req.messages:
+            content = m["content"]
+            if not isinstance(content, str):
+                content = [_part(p) for p in content]
+            messages.append({"role": m["role"], "content": content})
         body = {
             "model": self.model,
-            "messages": [{"role": "user", "content": content}],
+            "messages": messages,
             "max_tokens": req.max_tokens,
             "seed": req.seed,
         }
@@ -235,6 +233,14 @@ class EndpointBackend:
                 await asyncio.sleep(wait_s)
         # transient: not stored, so rerunning the command retries it
         return None, f"gave up after {self.max_retries + 1} attempts: {last}", {"transient": True}
+
+
+def _part(part: dict) -> dict:
+    if part["type"] != "image":
+        return part
+    data = part["image"]
+    url = f"data:{_mime(data)};base64,{base64.b64encode(data).decode()}"
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _retry_after(r) -> float | None:

@@ -43,10 +43,19 @@ def item_key(identity: dict, task_fingerprint: str, item: Item, seed: int, setti
         "seed": seed,
         "settings": settings,
     }
+    if item.conversation is not None:  # its texts and roles (images are hashed below)
+        head["conversation"] = [
+            [m["role"], m["content"] if isinstance(m["content"], str) else _texts(m["content"])]
+            for m in item.conversation
+        ]
     h.update(json.dumps(head, sort_keys=True, ensure_ascii=False).encode())
     for img in item.images:
         h.update(hashlib.sha256(img).digest())
     return h.hexdigest()
+
+
+def _texts(parts: list[dict]) -> list:
+    return [p.get("text") if p.get("type") == "text" else p.get("type") for p in parts]
 
 
 class ReplyStore:

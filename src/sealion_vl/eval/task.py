@@ -320,6 +320,7 @@ class Task:
             max_tokens=ls.max_tokens,
             doc=json_safe(doc_out),
             meta=json_safe(fields["meta"]),
+            conversation=fields.get("conversation"),  # hooks only (nano's own shape)
         )
 
     def items(

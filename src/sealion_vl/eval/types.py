@@ -28,6 +28,9 @@ class Item:
         doc: the public dataset row with image columns removed (JSON-serialisable); scorers
             read task-specific fields (IFEval ``kwargs``) from it.
         meta: extra fields for breakdowns (``category``); JSON-serialisable.
+        conversation: the whole conversation, for tasks whose model was trained on another
+            shape than SEA-HELM's one user turn (nano: a system turn, images before the
+            text); image parts hold bytes (``{"type": "image", "image": b"..."}``).
     """
 
     task: str
@@ -41,9 +44,13 @@ class Item:
     max_tokens: int = 256
     doc: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    conversation: list[dict] | None = None
 
     def messages(self) -> list[dict]:
-        """One user turn: the text first, then every image (SEA-HELM's order)."""
+        """One user turn: the text first, then every image (SEA-HELM's order); or the
+        task's own ``conversation``."""
+        if self.conversation is not None:
+            return self.conversation
         content: list[dict] = [{"type": "text", "text": self.prompt}]
         content += [{"type": "image", "image": b} for b in self.images]
         return [{"role": "user", "content": content}]

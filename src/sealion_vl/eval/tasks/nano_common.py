@@ -12,9 +12,9 @@ prompt and score exactly like ``sealion_vl.nano.evaluate`` (the numbers on nano'
 * **Disjoint from training**: the generator draws item ``i`` of a split from its own RNG
   seeded with ``(version, seed, part, split, i)``, so "heldout" and "train" are different
   random streams; a folder whose ``synth.json`` is not a "sea"/"heldout" split is refused.
-* **Items**: the conversation nano is evaluated on (all messages but the gold reply). The
-  system text (tool-call items) is folded into the prompt the way Gemma 3's template folds
-  it ("system\\n\\nuser text"); images are the item's PNGs in order.
+* **Items**: the conversation nano is evaluated on (all messages but the gold reply), sent
+  as is (``Item.conversation``: the system turn, images before the text, as nano learnt);
+  ``Item.prompt`` is the text with any system text folded in, for reports and keys.
 * **Scores**: nano's own per-item rules (``nano.evaluate.score_item``): the MCQ letter after
   the language's tag, MARVL's verdict on the last line, exact short answers, tool calls read
   by the Gemma 3 parser, chrF++ (sacrebleu, word order 2) for captions. Choice tasks also
@@ -138,9 +138,28 @@ def to_fields(task, doc: dict, lang: str) -> dict:
     return {
         "values": {"prompt": f"{system}\n\n{text}" if system else text},
         "images": images,
+        "conversation": _conversation(prompt),
         "gold": gold(meta),
         "meta": {k: meta[k] for k in ("question", "concept") if k in meta},
     }
+
+
+def _conversation(msgs: list[dict]) -> list[dict]:
+    """The messages exactly as nano.evaluate sends them (system turn, images where the
+    record puts them), image paths read into bytes."""
+    out = []
+    for m in msgs:
+        content = m["content"]
+        if isinstance(content, list):
+            parts = []
+            for p in content:
+                if p.get("type") != "image":
+                    parts.append(p)
+                elif p.get("path") and Path(p["path"]).is_file():  # absent: a replies file
+                    parts.append({"type": "image", "image": Path(p["path"]).read_bytes()})
+            content = parts
+        out.append({"role": m["role"], "content": content})
+    return out
 
 
 def _meta(item: Item) -> dict:

@@ -1,0 +1,1 @@
+"""Shipped task folders (task.yaml + optional hooks.py) and code they share."""
