@@ -180,3 +180,15 @@ def test_our_server_as_endpoint_gives_the_local_engines_numbers(tmp_path, data_d
         assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     saved = json.loads((tmp_path / "remote" / "config.json").read_text())
     assert saved["endpoint"].startswith(server.url) and "k" not in saved.values()
+
+
+def test_groups_expand_to_seahelms_default_vision_languages():
+    from sealion_vl.eval.runner import expand_tasks
+
+    got = {t.name: langs for t, langs in expand_tasks(["vision"])}
+    assert got["cvqa"] == ["id", "ta", "tl", "zh", "ms"]  # not jv/su: SEA-HELM's group
+    assert got["marvl"] == ["id", "ta"] and "mmstar" not in got and "sea_ifeval" not in got
+    seahelm = {t.name: langs for t, langs in expand_tasks(["seahelm", "cvqa"])}
+    assert seahelm["sea_ifeval"] is None and len(seahelm) == len(got) + 1
+    nano = [t.name for t, _ in expand_tasks(["nano"])]
+    assert nano and all(n.startswith("nano_") for n in nano)

@@ -39,7 +39,13 @@ def _split(csv: str | None) -> list[str] | None:
 @generation_flags
 def run(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder; rerun to resume.")],
-    tasks: Annotated[str, typer.Option(help="Comma-separated task names (see `eval tasks`).")],
+    tasks: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated task names (see `eval tasks`) or groups: `vision` (SEA-HELM's "
+            "default vision group, its languages), `seahelm` (vision + sea_ifeval), `nano`."
+        ),
+    ],
     model: Annotated[
         str, typer.Option("--model", "-m", help="Checkpoint, or the model name at --endpoint.")
     ] = "nano",

@@ -60,21 +60,62 @@ class EvalRunConfig(BaseModel):
         return SEAHELM_SEEDS[: self.runs]
 
 
+#: Names ``--tasks`` expands: SEA-HELM's default vision group (per language, as its
+#: task_config.yaml), that group plus SEA-IFEval, and nano's synthetic tasks.
+GROUPS = {
+    "vision": "the SEA-HELM default vision group",
+    "seahelm": "the vision group and sea_ifeval",
+    "nano": "nano's held-out synthetic tasks",
+}
+
+
+def expand_tasks(names: list[str], task_dirs=()) -> list[tuple[Any, list[str] | None]]:
+    """Task names (and group names, see :data:`GROUPS`) -> ``[(task, languages or None)]``."""
+    from sealion_vl.eval.task import available_tasks, load_task
+
+    out: list = []
+    for name in names:
+        if name in ("vision", "seahelm"):
+            for folder in sorted(available_tasks(task_dirs).values()):
+                task = load_task(folder)
+                if task.default_group_languages:
+                    out.append((task, task.default_group_languages))
+            if name == "seahelm":
+                out.append((load_task("sea_ifeval", task_dirs), None))
+        elif name == "nano":
+            out += [
+                (load_task(folder), None)
+                for tname, folder in sorted(available_tasks(task_dirs).items())
+                if tname.startswith("nano_")
+            ]
+        else:
+            out.append((load_task(name, task_dirs), None))
+    seen, unique = set(), []
+    for task, langs in out:
+        if task.name not in seen:
+            seen.add(task.name)
+            unique.append((task, langs))
+    return unique
+
+
 def plan_items(cfg: EvalRunConfig) -> list[tuple[Any, str, list]]:
     """Load every task and language asked for, labels checked, before any generation."""
-    from sealion_vl.eval.task import load_task
-
     plan = []
-    for name in cfg.tasks:
-        task = load_task(name, cfg.task_dirs)
-        langs = [lang for lang in task.languages if not cfg.langs or lang in cfg.langs]
+    for task, group_langs in expand_tasks(cfg.tasks, cfg.task_dirs):
+        langs = [
+            lang for lang in (group_langs or task.languages) if not cfg.langs or lang in cfg.langs
+        ]
         if not langs:
+            if group_langs is not None:
+                continue  # a group member without the asked languages: nothing to run
             raise EvalDataError(
                 f"task {task.name!r} has none of the languages {cfg.langs}; "
                 f"it has {', '.join(task.languages)}"
             )
         for lang in langs:
             plan.append((task, lang, task.items(lang, data_dir=cfg.data_dir, limit=cfg.limit)))
+    if not plan:
+        raise EvalDataError(f"nothing to evaluate for tasks {cfg.tasks} and languages {cfg.langs}")
     return plan
 
 
