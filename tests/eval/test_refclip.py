@@ -10,78 +10,21 @@ import pytest
 import torch
 from PIL import Image
 from sacrebleu.metrics import CHRF
-from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import (
-    CLIPConfig,
-    CLIPImageProcessor,
     CLIPModel,
     CLIPProcessor,
-    PreTrainedTokenizerFast,
 )
 
 from sealion_vl.errors import EvalDataError
 from sealion_vl.eval.metrics import chrf, refclip
 from sealion_vl.eval.types import Item
-
-CORPUS = [
-    "a red cat sits on a mat",
-    "a dog runs in the park",
-    "kucing merah duduk di atas tikar",
-    "anjing berlari di taman",
-    "bendera merah putih",
-]
+from tests.fixtures.tiny_clip import CORPUS, build_tiny_clip
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
     """A tiny CLIPModel + CLIPProcessor saved to a folder; nothing downloaded."""
-    out = tmp_path_factory.mktemp("tiny-clip")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
-    tok.train_from_iterator(
-        CORPUS * 3, trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials)
-    )
-    tok.post_processor = processors.TemplateProcessing(
-        single="[BOS] $A [EOS]", special_tokens=[("[BOS]", 2), ("[EOS]", 3)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        bos_token="[BOS]",
-        eos_token="[EOS]",
-        model_max_length=12,
-    )
-    image_proc = CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    )
-    cfg = CLIPConfig(
-        text_config=dict(
-            vocab_size=len(fast),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=12,
-            pad_token_id=0,
-            bos_token_id=2,
-            eos_token_id=3,
-        ),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    CLIPModel(cfg).eval().save_pretrained(out)
-    CLIPProcessor(image_processor=image_proc, tokenizer=fast).save_pretrained(out)
-    return out
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 def png(seed: int, size=(40, 36)) -> bytes:

@@ -43,6 +43,8 @@ class Request:
 class LocalBackend:
     """Replies from a :class:`sealion_vl.ChatModel` (continuous batching on this machine).
 
+    A task's ``max_tokens`` larger than the room left in the context is cut to fit (XM3600's
+    1024 on a small-context model); only a prompt that does not fit at all is an error item.
     Keeps ``window`` requests queued in the engine at once: enough to fill its batch, few
     enough that encoded images of thousands of items are not all held in memory.
     """
@@ -62,8 +64,12 @@ class LocalBackend:
             while queue and len(pending) < self.window:
                 req = queue.pop()
                 try:
-                    fut = self.model.submit(
-                        req.messages, max_new_tokens=req.max_tokens, seed=req.seed, **req.settings
+                    fut = self.model.submit(  # a task's budget is a cap: fit it to the context
+                        req.messages,
+                        max_new_tokens=req.max_tokens,
+                        seed=req.seed,
+                        clamp_to_context=True,
+                        **req.settings,
                     )
                 except Exception as e:  # noqa: BLE001 - recorded as this item's error
                     done(req, None, _describe(e), {})
