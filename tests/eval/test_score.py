@@ -173,3 +173,13 @@ def test_cli_score_and_report(tmp_path, data_dir):
         app, ["eval", "score", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "b")]
     )
     assert r.exit_code == 2 and "does not exist" in " ".join(r.output.split())
+
+
+def test_rows_without_an_id_column_get_a_stable_id_from_their_content(data_dir):
+    task = load_task("sea_ifeval")
+    docs = [
+        {k: v for k, v in d.items() if k != "id"} for d in task.load_docs("id", data_dir=data_dir)
+    ]
+    ids = [task.item(d, "id").id for d in docs]
+    assert all(i.startswith("row-") for i in ids) and len(set(ids)) == len(ids)
+    assert ids == [task.item(d, "id").id for d in docs]

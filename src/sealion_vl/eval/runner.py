@@ -146,17 +146,18 @@ def run_eval(cfg: EvalRunConfig, *, chat_model=None, progress: bool = True) -> d
         bar = EvalProgress(enabled=progress)
         with bar:
             for task in _unique(t for t, _, _ in plan):
-                todo, total = [], 0
+                todo, total, queued = [], 0, set()
                 for t, lang, items in plan:
                     if t is not task:
                         continue
                     fp = task.fingerprint(lang)
                     for seed in seeds:
-                        for item in items:
+                        for i, item in enumerate(items):  # by position: ids may repeat
                             key = item_key(identity, fp, item, seed, settings)
-                            keys[(task.name, lang, seed, item.id)] = key
+                            keys[(task.name, lang, seed, i)] = key
                             total += 1
-                            if key not in store:
+                            if key not in store and key not in queued:
+                                queued.add(key)  # the same item twice is generated once
                                 todo.append(_request(key, item, seed, settings))
                 todo.sort(key=lambda r: r.size)  # length buckets: similar sizes batch together
                 bar.start(task.name, total, total - len(todo))
@@ -180,7 +181,7 @@ def run_eval(cfg: EvalRunConfig, *, chat_model=None, progress: bool = True) -> d
         for seed in seeds:
             groups = []
             for task, lang, items in plan:
-                recs = [store.get(keys[(task.name, lang, seed, it.id)]) for it in items]
+                recs = [store.get(keys[(task.name, lang, seed, i)]) for i in range(len(items))]
                 groups.append(
                     Group(
                         task, lang, items, [r["response"] for r in recs], [r["error"] for r in recs]

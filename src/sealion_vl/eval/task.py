@@ -308,10 +308,14 @@ class Task:
             ) from exc
         hidden = {*self.spec.image_columns, *self.spec.drop_columns}
         doc_out = {k: v for k, v in doc.items() if k not in hidden}
+        row_id = fields["id"]
+        if row_id is None:  # no id column in this copy: a stable id from the row itself
+            blob = json.dumps(json_safe(doc_out), sort_keys=True, ensure_ascii=False)
+            row_id = "row-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
         return Item(
             task=self.name,
             lang=lang,
-            id=str(fields["id"]),
+            id=str(row_id),
             prompt=prompt,
             images=[b for b in fields["images"] if b is not None],
             gold=fields["gold"],
