@@ -91,6 +91,7 @@ def run(
 
     if problem := check_generation(gen):
         _fail(ValueError(problem))
+    _quiet_datasets()
     try:
         cfg = EvalRunConfig(
             model=model,
@@ -188,6 +189,14 @@ def tasks_(
             r["name"], ",".join(r["languages"]), r["metric"], "yes" if r["default_group"] else ""
         )
     out.print(table)
+
+
+def _quiet_datasets() -> None:
+    """Our bar per task says how far a run is; the datasets library's per-split bars would
+    interleave with it."""
+    import datasets
+
+    datasets.disable_progress_bars()
 
 
 def _print_totals(result: dict) -> None:
