@@ -183,3 +183,12 @@ def test_rows_without_an_id_column_get_a_stable_id_from_their_content(data_dir):
     ids = [task.item(d, "id").id for d in docs]
     assert all(i.startswith("row-") for i in ids) and len(set(ids)) == len(ids)
     assert ids == [task.item(d, "id").id for d in docs]
+
+
+def test_cli_tasks_lists_every_shipped_task_with_its_group_languages():
+    r = CliRunner().invoke(app, ["eval", "tasks", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["name"]: x for x in json.loads(r.output)}
+    assert {"cvqa", "marvl", "xm3600", "sea_ifeval", "mmstar", "nano_mcq"} <= set(rows)
+    assert rows["cvqa"]["default_group"] == ["id", "ta", "tl", "zh", "ms"]
+    assert rows["sea_ifeval"]["metric"] == "overall_lang_normalized_acc"

@@ -174,7 +174,7 @@ def tasks_(
                     "version": t.version,
                     "languages": t.languages,
                     "metric": t.metric,
-                    "default_group": t.default_group,
+                    "default_group": t.default_group_languages,
                     "folder": str(folder),
                 }
             )
@@ -183,10 +183,12 @@ def tasks_(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("task", "languages", "metric", "SEA-HELM vision group")
+    table = Table()
+    for col in ("task", "languages", "metric", "in SEA-HELM's vision group"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
-            r["name"], ",".join(r["languages"]), r["metric"], "yes" if r["default_group"] else ""
+            r["name"], ",".join(r["languages"]), r["metric"], ",".join(r["default_group"])
         )
     out.print(table)
 
