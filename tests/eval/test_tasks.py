@@ -313,3 +313,63 @@ def test_fixture_is_deterministic(tmp_path):
     a = digest(write_fixture_datasets(tmp_path / "a", n=3))
     assert a == digest(write_fixture_datasets(tmp_path / "b", n=3))
     assert a != digest(write_fixture_datasets(tmp_path / "c", n=3, seed=1))
+
+
+SHARED_HOOKS = """
+def to_fields(task, doc, lang):
+    return {"gold": task.spec.params["answer"]}
+
+def score(items, responses, *, lang, task):
+    return {"task": task.name, "hits": sum(r == i.gold for i, r in zip(items, responses))}
+"""
+
+
+def test_task_folders_naming_a_shared_hooks_module(tmp_path, data_root, monkeypatch):
+    import sys
+
+    from sealion_vl.eval.scoring import score_task
+
+    lib, mine = tmp_path / "lib", tmp_path / "mine"
+    lib.mkdir()
+    (lib / "sealion_test_shared_hooks.py").write_text(SHARED_HOOKS)
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.delitem(sys.modules, "sealion_test_shared_hooks", raising=False)
+
+    def write(name: str, answer: str) -> None:
+        (mine / name).mkdir(parents=True, exist_ok=True)
+        spec = f"name: {name}\nhooks: sealion_test_shared_hooks\nparams: {{answer: {answer}}}"
+        (mine / name / "task.yaml").write_text(USER_YAML.replace("name: my_echo", spec))
+
+    write("echo_y", "Y")
+    write("echo_n", "N")
+    try:
+        tasks = {n: load_task(n, [mine]) for n in ("echo_y", "echo_n")}
+        items = {n: t.items("ms", data_dir=data_root, limit=2) for n, t in tasks.items()}
+        assert [it.gold for it in items["echo_y"]] == ["Y", "Y"]
+        assert [it.gold for it in items["echo_n"]] == ["N", "N"]
+        assert (
+            items["echo_n"][0].prompt == "Say Ans:\n\n[ms] Tulis tentang kota nomor 0, 5+ words.!"
+        )
+        ts = score_task(tasks["echo_n"], "ms", items["echo_n"], ["N", "Y"])  # task bound
+        assert ts == {"task": "echo_n", "hits": 1}
+        # the module's source is fingerprinted: editing it changes every task naming it
+        before = {n: t.fingerprint("ms") for n, t in tasks.items()}
+        assert before == {n: load_task(n, [mine]).fingerprint("ms") for n in tasks}
+        (lib / "sealion_test_shared_hooks.py").write_text(SHARED_HOOKS + "\n# changed\n")
+        after = {n: load_task(n, [mine]).fingerprint("ms") for n in tasks}
+        assert all(after[n] != before[n] for n in tasks)
+        # a gold outside the label words is refused by the generic check, naming the rows
+        write("echo_y", "Z")
+        with pytest.raises(EvalDataError, match=r"'echo_y' \[ms\]: 2 of 2 rows .*\['Y', 'N'\]"):
+            load_task("echo_y", [mine]).items("ms", data_dir=data_root, limit=2)
+        # a folder hooks.py next to a named module is ambiguous; a bad module name is named
+        (mine / "echo_n" / "hooks.py").write_text(USER_HOOKS)
+        with pytest.raises(EvalDataError, match="keep one of them"):
+            load_task("echo_n", [mine])
+        write("echo_y", "Y")
+        text = (mine / "echo_y" / "task.yaml").read_text()
+        (mine / "echo_y" / "task.yaml").write_text(text.replace("hooks: sealion_test", "hooks: no"))
+        with pytest.raises(EvalDataError, match="hooks module 'no_shared_hooks' failed to load"):
+            load_task("echo_y", [mine])
+    finally:
+        sys.modules.pop("sealion_test_shared_hooks", None)

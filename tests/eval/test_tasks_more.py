@@ -13,6 +13,7 @@ from sealion_vl.errors import EvalDataError
 from sealion_vl.eval.metrics import mathans
 from sealion_vl.eval.scoring import score_task
 from sealion_vl.eval.task import available_tasks, load_task
+from sealion_vl.eval.tasks import nano_common
 from sealion_vl.eval.types import Item
 from tests.fixtures import eval_data_more as fx
 
@@ -154,8 +155,35 @@ def test_mathvista_both_kinds(data_root):
 def test_bad_gold_rows_are_refused_naming_them(tmp_path):
     rows = [dict(fx.MMSTAR_ROWS[0]), {**fx.MMSTAR_ROWS[1], "answer": "E"}]
     fx.mmstar(tmp_path, rows)
-    with pytest.raises(EvalDataError, match=r"1 row\(s\) have a gold answer .* Rows: 9$"):
+    with pytest.raises(EvalDataError) as err:
         load_task("mmstar").items("en", data_dir=tmp_path)
+    assert str(err.value).startswith(
+        "task 'mmstar' [en]: 1 of 2 rows have no gold answer among ['A', 'B', 'C', 'D']"
+    ) and str(err.value).endswith("Rows: 9 (gold 'E')")
+    # Task.validate checks every hook's gold the same way, naming all bad rows at once
+    key = {"category": "c", "subcategory": "s", "set_id": 0, "figure_id": 0}
+    docs = [{**key, "question_id": i, "gt_answer": g} for i, g in enumerate(["1", "-1", "2"])]
+    with pytest.raises(EvalDataError) as err:
+        load_task("hallusionbench_image").validate(docs, "en")
+    assert "task 'hallusionbench_image' [en]: 2 of 3 rows" in str(err.value)
+    assert str(err.value).endswith("Rows: c/s/0/0/1 (gold None), c/s/0/0/2 (gold None)")
+    free = load_task("mathvista_mini_free_form")  # no label words: only a missing gold
+    free.validate([{"pid": "1", "answer": "3"}], "en")
+    with pytest.raises(EvalDataError, match=r"1 of 2 rows have no gold answer or .*: 2 \(gold"):
+        free.validate([{"pid": "1", "answer": "3"}, {"pid": "2", "answer": " "}], "en")
+    mmmu = load_task("mmmu_pro_4_options")
+    rows = [
+        {"id": "a", "question": "q", "options": "['x', 'y'", "answer": "A"},
+        {"id": "b", "question": "q", "options": "['x', 'y']", "answer": "E"},
+        {"id": "c", "question": "q", "options": "['x', 'y']", "answer": "B"},
+    ]
+    with pytest.raises(
+        EvalDataError, match=r"2 of 3 rows.* a \(options not a list .*, b \(gold 'E'\)$"
+    ):
+        mmmu.validate(rows, "en")
+    with pytest.raises(EvalDataError, match=r"'mmmu_pro_4_options' \[en\].* a \(options not"):
+        mmmu.item(rows[0], "en")  # one row alone: the same refusal
+    assert mmmu.item(rows[2], "en").gold == "B"
     hooks = load_task("mathvista_mini_multi_choice")._hooks
     assert hooks.gold_letter({"choices": ["1", "2"], "answer": "2"}) == "B"
     assert hooks.gold_letter({"choices": ["1", "2"], "answer": "3"}) is None
@@ -231,6 +259,10 @@ def test_nano_specs_follow_the_synthetic_world():
                 assert spec.labels == [table["true_word"], table["false_word"]]
             else:
                 assert spec.labels == []
+        # one shared hooks module (nano_common), told the item kind by the task's params
+        assert not (task.folder / "hooks.py").exists() and task.spec.params == {"kind": name[5:]}
+        assert task._hooks is nano_common  # its source is what the fingerprint hashes
+        assert task._hooks_source == Path(nano_common.__file__).read_text(encoding="utf-8")
 
 
 def test_nano_items_are_deterministic_and_held_out(nano_dir, tmp_path):

@@ -1,123 +1,49 @@
-"""Tasks as data: one folder per task, a ``task.yaml`` spec plus optional ``hooks.py``.
+"""Tasks as data: one folder per task, a ``task.yaml`` spec plus optional hooks.
 
 Why data: SEA-HELM's prompts, answer tags and label words are the strings our scores depend
 on, so they live verbatim in YAML where they can be diffed against SEA-HELM's configs, and a
 user can add a task folder (``--task-dir``) without touching the package. Per-row logic that
-a table cannot say (WorldCuisines' seeded option re-ordering, MARVL's OpenCC) goes in the
-folder's ``hooks.py``; the Task calls these functions when they exist:
+a table cannot say (WorldCuisines' seeded option re-ordering, MARVL's OpenCC) goes in hooks:
+the folder's ``hooks.py``, or a module the spec names (``hooks: sealion_vl.eval.tasks.
+nano_common``) so that tasks differing only in ``params`` share one module instead of
+copies. The Task calls these functions when they exist:
 
 - ``load_docs(task, lang, *, data_dir, limit) -> list[dict]`` replaces the default loader
   (``task.default_load_docs`` is there to build on);
 - ``to_fields(task, doc, lang) -> dict`` returns overrides of the default per-row fields
-  (``values`` for the template, ``id``, ``gold``, ``meta``, ``images``);
-- ``score(...)`` replaces the scorer named in the spec (see :meth:`Task.score_hook`).
+  (``values`` for the template, ``id``, ``gold``, ``meta``, ``images``); a ``gold`` it gives
+  is checked by :meth:`Task.validate` (raise :class:`EvalDataError` to refuse a row);
+- ``score(items, responses, *, lang, [task])`` replaces the scorer named in the spec (see
+  :meth:`Task.score_hook`; a shared module takes ``task`` to read its ``params``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import importlib.util
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any
 
 from sealion_vl.errors import EvalDataError
 from sealion_vl.eval import data
 from sealion_vl.eval.data import get_path, json_safe
+from sealion_vl.eval.tasks.spec import (  # noqa: F401 - re-exported: the task.yaml schema
+    GoldSpec,
+    LanguageSpec,
+    PromptTemplate,
+    SourceSpec,
+    TaskSpec,
+    format_prompt,
+    load_hooks,
+    read_spec,
+    read_yaml,
+)
 from sealion_vl.eval.types import Item
 
 SHIPPED_TASKS = Path(__file__).parent / "tasks"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SourceSpec(_Strict):
-    """Where rows come from; ``{lang}`` in config/split is replaced by the run's language."""
-
-    path: str | None = None
-    config: str | None = None
-    split: str | None = None
-    filter: dict[str, Any] | None = None  # keep rows whose columns equal these values
-
-
-class PromptTemplate(_Strict):
-    """SEA-HELM's ``prompt_template`` block, copied verbatim."""
-
-    preamble: str = ""
-    task_template: str = ""
-    answer_template: str = ""
-    answer_tag: str = ""
-
-
-class LanguageSpec(_Strict):
-    max_tokens: int
-    default_group: bool | None = None  # in SEA-HELM's default group for this language?
-    prompt_template: PromptTemplate
-    labels: list[str] = Field(default_factory=list)
-    source: SourceSpec = Field(default_factory=SourceSpec)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class GoldSpec(_Strict):
-    """How the gold answer is read: an option index, a bool (labels[0] = True) or references."""
-
-    column: str
-    kind: Literal["index", "bool", "references"]
-
-
-class TaskSpec(_Strict):
-    name: str
-    version: str
-    competency: str
-    scorer: str
-    metric: str
-    aggregation_group: str | None = None
-    default_group: bool = False
-    source: SourceSpec
-    id_column: str
-    image_columns: list[str] = Field(default_factory=list)
-    drop_columns: list[str] = Field(default_factory=list)  # unused columns (e.g. extra images)
-    params: dict[str, Any] = Field(default_factory=dict)  # task-level settings for hooks
-    fields: dict[str, str] = Field(default_factory=dict)  # template field -> column path
-    meta: dict[str, str] = Field(default_factory=dict)  # meta key -> column path
-    gold: GoldSpec | None = None
-    languages: dict[str, LanguageSpec]
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_str(cls, v: Any) -> str:
-        return str(v)
-
-
-def format_prompt(template: PromptTemplate, values: dict) -> str:
-    """The user text as SEA-HELM builds it for a zero-shot instruct model.
-
-    SEA-HELM: preamble (formatted with the answer tag) + blank line + task template (formatted
-    with the row's prompt values only), the whole stripped.
-    """
-    preamble = template.preamble.format(answer_tag=template.answer_tag)
-    return (preamble + "\n\n" + template.task_template.format(**values)).strip()
-
-
-def _load_hooks(folder: Path, name: str) -> tuple[Any, str]:
-    path = folder / "hooks.py"
-    if not path.is_file():
-        return None, ""
-    source = path.read_text(encoding="utf-8")
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(f"_sealion_vl_task_hooks_{name}_{digest}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001
-        raise EvalDataError(f"task {name!r}: {path} failed to import: {exc}") from exc
-    return module, source
 
 
 class Task:
@@ -134,7 +60,7 @@ class Task:
         self.aggregation_group = spec.aggregation_group
         self.default_group = spec.default_group
         self.languages = list(spec.languages)
-        self._hooks, self._hooks_source = _load_hooks(self.folder, spec.name)
+        self._hooks, self._hooks_source = load_hooks(self.folder, spec.name, spec.hooks)
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, version={self.version!r}, languages={self.languages})"
@@ -174,12 +100,16 @@ class Task:
         return src
 
     def hook(self, name: str) -> Any:
-        """The hooks.py function ``name``, or None."""
+        """The hooks function ``name``, or None."""
         return getattr(self._hooks, name, None) if self._hooks is not None else None
 
     def score_hook(self) -> Any:
-        """The hooks.py ``score`` function (replaces the named scorer), or None."""
-        return self.hook("score")
+        """The hooks ``score`` function (replaces the named scorer), or None; one that takes
+        ``task`` gets this task bound (a shared module tells its tasks apart by ``params``)."""
+        fn = self.hook("score")
+        if fn is not None and "task" in inspect.signature(fn).parameters:
+            return functools.partial(fn, task=self)
+        return fn
 
     # -- loading -----------------------------------------------------------------------
     def default_load_docs(
@@ -242,12 +172,70 @@ class Task:
             return not isinstance(v, bool)
         return not (isinstance(v, list) and v and all(isinstance(x, str) for x in v))
 
-    def validate(self, docs: list[dict], lang: str) -> None:
-        """Refuse rows whose label is missing or out of range (CVQA's public -1).
+    def _hook_fields(self, doc: dict, lang: str) -> tuple[dict, str | None]:
+        """The ``to_fields`` hook's overrides and why the row cannot be scored (or None).
 
-        SEA-HELM quirk avoided: SEA-HELM maps CVQA's -1 to "D" via ``"ABCD"[-1]`` and scores
-        it; we raise instead, naming the rows, so nothing is scored on hidden labels.
+        A hook's gold that is None, or not one of the language's label words when it has
+        some, is refused: SEA-HELM would crash on it or score it as a silent miss.
         """
+        fn = self.hook("to_fields")
+        if fn is None:
+            return {}, None
+        try:
+            over = fn(self, doc, lang) or {}
+        except EvalDataError as exc:
+            return {}, str(exc)
+        labels = self.lang_spec(lang).labels
+        if "gold" in over and (over["gold"] is None or (labels and over["gold"] not in labels)):
+            return over, f"gold {over['gold']!r}"
+        return over, None
+
+    def _row_id(self, doc: dict, over: dict) -> str:
+        """The row's id as its item gets it (hook, id column, else a hash of the row)."""
+        row_id = over["id"] if "id" in over else get_path(doc, self.spec.id_column)
+        if row_id is None:  # no id column in this copy: a stable id from the row itself
+            blob = json.dumps(json_safe(self._public(doc)), sort_keys=True, ensure_ascii=False)
+            row_id = "row-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return str(row_id)
+
+    def _public(self, doc: dict) -> dict:
+        hidden = {*self.spec.image_columns, *self.spec.drop_columns}
+        return {k: v for k, v in doc.items() if k not in hidden}
+
+    def _refuse_hooked(self, bad: list[str], total: int, lang: str) -> None:
+        labels = self.lang_spec(lang).labels
+        among = f" among {labels}" if labels else ""
+        more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise EvalDataError(
+            f"task {self.name!r} [{lang}]: {len(bad)} of {total} rows have no gold answer{among}"
+            f" or are refused by the task's hooks; refusing to score them. "
+            f"Rows: {', '.join(bad[:20])}{more}"
+        )
+
+    def validate(self, docs: list[dict], lang: str) -> None:
+        """Refuse rows that cannot be scored, naming them all in one error.
+
+        Two checks: the spec's gold column must hold a valid label (SEA-HELM quirk avoided:
+        it maps CVQA's public -1 to "D" via ``"ABCD"[-1]`` and scores it), and a gold given by
+        the ``to_fields`` hook must be present and, when the language has label words, one of
+        them (HallusionBench's gt_answer, MathVista's answer, MMStar's letter...). Every task
+        gets the second check here instead of a copy of it in each hooks module.
+        """
+        self._refuse_bad_labels(docs, lang)
+        if self.hook("to_fields") is None:
+            return
+        bad = []
+        for doc in docs:
+            try:
+                over, why = self._hook_fields(doc, lang)
+            except (KeyError, TypeError, ValueError, IndexError, OSError):
+                continue  # not this task's row shape: item() reports it with its context
+            if why:
+                bad.append(f"{self._row_id(doc, over)} ({why})")
+        if bad:
+            self._refuse_hooked(bad, len(docs), lang)
+
+    def _refuse_bad_labels(self, docs: list[dict], lang: str) -> None:
         bad = [d for d in docs if self._bad_label(d, lang)]
         if not bad:
             return
@@ -295,34 +283,29 @@ class Task:
     def item(self, doc: dict, lang: str) -> Item:
         """One row as the model sees it: SEA-HELM's prompt text, images, gold and labels."""
         ls = self.lang_spec(lang)
-        self.validate([doc], lang)
+        self._refuse_bad_labels([doc], lang)
         fields = self._default_fields(doc, lang)
-        fn = self.hook("to_fields")
-        if fn is not None:
-            fields.update(fn(self, doc, lang) or {})
+        over, why = self._hook_fields(doc, lang)
+        if why:
+            self._refuse_hooked([f"{self._row_id(doc, over)} ({why})"], 1, lang)
+        fields.update(over)
         try:
             prompt = format_prompt(ls.prompt_template, fields["values"])
         except (KeyError, IndexError) as exc:
             raise EvalDataError(
                 f"task {self.name!r} [{lang}]: row {fields['id']!r} lacks template field {exc}"
             ) from exc
-        hidden = {*self.spec.image_columns, *self.spec.drop_columns}
-        doc_out = {k: v for k, v in doc.items() if k not in hidden}
-        row_id = fields["id"]
-        if row_id is None:  # no id column in this copy: a stable id from the row itself
-            blob = json.dumps(json_safe(doc_out), sort_keys=True, ensure_ascii=False)
-            row_id = "row-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
         return Item(
             task=self.name,
             lang=lang,
-            id=str(row_id),
+            id=self._row_id(doc, fields),
             prompt=prompt,
             images=[b for b in fields["images"] if b is not None],
             gold=fields["gold"],
             labels=list(ls.labels),
             answer_tag=ls.prompt_template.answer_tag,
             max_tokens=ls.max_tokens,
-            doc=json_safe(doc_out),
+            doc=json_safe(self._public(doc)),
             meta=json_safe(fields["meta"]),
             conversation=fields.get("conversation"),  # hooks only (nano's own shape)
         )
@@ -357,17 +340,6 @@ def _task_folders(root: Path) -> list[Path]:
     return [p for p in sorted(root.iterdir()) if (p / "task.yaml").is_file()]
 
 
-def _read_yaml(folder: Path) -> dict:
-    path = folder / "task.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise EvalDataError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise EvalDataError(f"{path}: expected a mapping at the top level")
-    return raw
-
-
 def available_tasks(task_dirs: Sequence[Path] = ()) -> dict[str, Path]:
     """Task name -> folder, shipped tasks first; a user folder's task of the same name wins.
 
@@ -381,7 +353,7 @@ def available_tasks(task_dirs: Sequence[Path] = ()) -> dict[str, Path]:
                 raise EvalDataError(f"task directory {root} does not exist")
             continue
         for folder in _task_folders(root):
-            out[str(_read_yaml(folder).get("name") or folder.name)] = folder
+            out[str(read_yaml(folder).get("name") or folder.name)] = folder
     return out
 
 
@@ -397,8 +369,4 @@ def load_task(name_or_folder: str | Path, task_dirs: Sequence[Path] = ()) -> Tas
                 f"unknown task {str(name_or_folder)!r}; available: {', '.join(sorted(tasks))}"
             )
         folder = tasks[str(name_or_folder)]
-    try:
-        spec = TaskSpec.model_validate(_read_yaml(folder))
-    except ValidationError as exc:
-        raise EvalDataError(f"{folder / 'task.yaml'}: invalid task spec: {exc}") from exc
-    return Task(spec, folder)
+    return Task(read_spec(folder), folder)

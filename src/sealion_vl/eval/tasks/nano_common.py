@@ -1,7 +1,8 @@
-"""Shared code of the ``nano_*`` task folders: nano's held-out synthetic split as eval tasks.
+"""The hooks of the ``nano_*`` task folders: nano's held-out synthetic split as eval tasks.
 
-Each ``nano_<kind>/hooks.py`` is a few lines on top of this module, so the six tasks load,
-prompt and score exactly like ``sealion_vl.nano.evaluate`` (the numbers on nano's card):
+Each ``nano_<kind>/task.yaml`` names this module (``hooks: sealion_vl.eval.tasks.nano_common``)
+and its item kind (``params: {kind: <kind>}``), so the six tasks load, prompt and score
+exactly like ``sealion_vl.nano.evaluate`` (the numbers on nano's card):
 
 * **Docs** are the records of nano's held-out split (``sft.jsonl``: ``id``, ``messages``,
   ``meta``), of one item kind and one language, in file order. The split is the one
@@ -90,18 +91,33 @@ def heldout_folder(data_dir: Path | None) -> Path:
         return _check_folder(folder)
 
 
-def load_docs(task, lang: str, kind: str, *, data_dir=None, limit=None) -> list[dict]:
-    """The held-out records of ``kind`` in ``lang``, in file order, image paths absolute."""
+KINDS = ("vqa", "mcq", "lookup", "marvl", "caption", "toolcall")
+
+
+def kind(task) -> str:
+    """The task's item kind, from its ``params`` (one of :data:`KINDS`)."""
+    value = task.spec.params.get("kind")
+    if value not in KINDS:
+        raise EvalDataError(
+            f"task {task.name!r}: params.kind is {value!r}; the nano hooks need one of {KINDS}"
+        )
+    return value
+
+
+def load_docs(task, lang: str, *, data_dir=None, limit=None) -> list[dict]:
+    """The held-out records of the task's kind in ``lang``, in file order, image paths
+    absolute (generated deterministically if absent)."""
     from sealion_vl.nano.evaluate import load_items
 
     task.lang_spec(lang)
+    kind_ = kind(task)
     docs = [
         r
         for r in load_items(heldout_folder(data_dir))
-        if r["meta"]["task"] == kind and r["meta"]["lang"] == lang
+        if r["meta"]["task"] == kind_ and r["meta"]["lang"] == lang
     ]
     if not docs:
-        raise EvalDataError(f"task {task.name!r} [{lang}]: the held-out split has no {kind} items")
+        raise EvalDataError(f"task {task.name!r} [{lang}]: the held-out split has no {kind_} items")
     return docs[:limit] if limit is not None else docs
 
 
@@ -253,6 +269,13 @@ def score_exact(items: list[Item], responses: list[str | None], *, lang: str) ->
     metrics = _choice_metrics(golds, preds) if choice else {"accuracy": raw}
     diagnostics = {"raw_accuracy": raw, "n": len(per_item), "by_question": by_q}
     return TaskScore(metrics=metrics, per_item=per_item, diagnostics=diagnostics)
+
+
+def score(items: list[Item], responses: list[str | None], *, lang: str, task) -> TaskScore:
+    """nano.evaluate's per-item rule for the task's kind: chrF++ for captions
+    (:func:`score_caption`), the exact rules otherwise (:func:`score_exact`)."""
+    fn = score_caption if kind(task) == "caption" else score_exact
+    return fn(items, responses, lang=lang)
 
 
 def score_caption(items: list[Item], responses: list[str | None], *, lang: str) -> TaskScore:

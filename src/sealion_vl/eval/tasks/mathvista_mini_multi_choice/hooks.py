@@ -2,12 +2,11 @@
 
 SEA-HELM writes the choices as ``"(A) <choice>"`` lines (letters A-Z zipped non-strictly) and
 takes the letter of ``choices.index(answer)``: the first choice equal to the answer. An answer
-that is not among the choices makes SEA-HELM's loader crash; we refuse such rows, naming them.
+that is not among the choices makes SEA-HELM's loader crash; its gold here is None, which
+``Task.validate`` refuses, naming the rows.
 """
 
 from __future__ import annotations
-
-from sealion_vl.errors import EvalDataError
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -24,18 +23,6 @@ def gold_letter(doc: dict) -> str | None:
     if answer not in choices or choices.index(answer) >= len(_LETTERS):
         return None
     return _LETTERS[choices.index(answer)]
-
-
-def load_docs(task, lang: str, *, data_dir=None, limit=None) -> list[dict]:
-    """The multi_choice rows of testmini; refused as a whole if an answer is not a choice."""
-    docs = task.default_load_docs(lang, data_dir=data_dir, limit=limit)
-    bad = [f"{d.get('pid')} ({d.get('answer')!r})" for d in docs if gold_letter(d) is None]
-    if bad:
-        raise EvalDataError(
-            f"task {task.name!r} [{lang}]: {len(bad)} row(s) have an answer that is not one of "
-            f"their choices; refusing to score them. Rows: {', '.join(bad[:20])}"
-        )
-    return docs
 
 
 def to_fields(task, doc: dict, lang: str) -> dict:
