@@ -10,8 +10,27 @@ from tests.fixtures import datasets, tiny
 
 
 @pytest.fixture(scope="session")
-def teacher(checkpoint):
-    return checkpoint("gemma3")
+def teacher(checkpoint, tiny_root):
+    """The tiny Gemma 3 with its output layer scaled up: a random model's next-token
+    distribution is nearly uniform, which leaves a student nothing to learn from it."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = tiny_root / "gemma3-sharp-teacher"
+    if not (out / "config.json").is_file():
+        shutil.copytree(checkpoint("gemma3"), out, dirs_exist_ok=True)
+        weights = load_file(str(out / "model.safetensors"))
+        key = next(k for k in weights if k.endswith("lm_head.weight"))
+        weights[key] = weights[key] * 60.0
+        save_file(
+            {k: v.contiguous() for k, v in weights.items()},
+            str(out / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        assert torch.isfinite(weights[key]).all()
+    return out
 
 
 @pytest.fixture(scope="session")
