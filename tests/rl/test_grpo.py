@@ -140,3 +140,21 @@ def test_recipes_validate(tmp_path):
         load_rl_recipe(bad)
     r = load_rl_recipe(shipped[0], {"grpo.max_steps": 3})
     assert r.grpo.max_steps == 3
+
+
+def test_cli_reports_a_bad_recipe_clearly(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from sealion_vl.rl.cli import rl_command
+
+    app = typer.Typer()
+    app.command("rl")(rl_command)
+    app.command("other")(lambda: None)  # two commands: typer keeps `rl` as a subcommand
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: nano\noutput_dir: x\n")
+    res = CliRunner().invoke(app, ["rl", str(recipe), "--set", "grpo.max_steps=2"])
+    assert res.exit_code == 2
+    assert "invalid RL recipe" in res.output and "data" in res.output
+    res = CliRunner().invoke(app, ["rl", str(recipe), "--set", "oops"])
+    assert res.exit_code == 2 and "--set takes KEY=VALUE" in res.output

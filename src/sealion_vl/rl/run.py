@@ -170,10 +170,10 @@ def rl(recipe: RLRecipe, *, resume: bool = False, progress: bool = True) -> Path
         processing_class=processor,
         callbacks=[bar],
     )
-    if progress:  # the rich bar replaces transformers' printed log dicts
-        from transformers.trainer_callback import PrinterCallback
+    # metrics.jsonl (and the rich bar) replace transformers' printed log dicts
+    from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)
     ckpts = Path(config.output_dir)
     last = get_last_checkpoint(str(ckpts)) if resume and ckpts.is_dir() else None
     t0 = time.perf_counter()
