@@ -5,17 +5,15 @@ HTML report of two such folders rendered in headless Chromium."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from sealion_vl.cli import app
 from sealion_vl.eval.runner import SEAHELM_SEEDS
+from tests.fixtures.browser import launch_chromium
 from tests.fixtures.eval_data import write_fixture_datasets
 from tests.fixtures.tiny_clip import build_tiny_clip
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +57,11 @@ def test_report_of_two_models_renders_in_chromium(evaluated, tmp_path):
     html = tmp_path / "report.html"
     r = CliRunner().invoke(app, ["eval", "report", *map(str, evaluated), "--out", str(html)])
     assert r.exit_code == 0, r.output
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian's chromium), the report cannot be rendered")
     from PIL import Image, ImageStat
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -16,8 +16,8 @@ import pytest
 
 from sealion_vl.errors import EvalDataError
 from sealion_vl.eval.report import build_report
+from tests.fixtures.browser import launch_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 PWNED = "<script>window.pwned=1</script>"
 GEMMA = "aisingapore/Gemma-SEA-LION-v4-4B-VL"
 QWEN = 'Qwen-SEA-LION <8B> & "friends"'  # attribute- and markup-breaking on purpose
@@ -224,14 +224,10 @@ def test_folder_without_results_is_refused_and_old_report_kept(tmp_path):
 
 @pytest.fixture(scope="module")
 def browser_page(report):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian's chromium), the report cannot be rendered")
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    args += ["--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         requests, console_errors = [], []
         page.on("request", lambda r: requests.append(r.url))

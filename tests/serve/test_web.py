@@ -13,29 +13,16 @@ from __future__ import annotations
 import base64
 import json
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures.browser import CHROMIUM, MISSING, launch_chromium
 from tests.fixtures.scripted import Script
 from tests.serve.conftest import KEY, start
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt install chromium)",
-)
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +42,7 @@ def servers(serve_model):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 
