@@ -15,12 +15,15 @@ def merge_command(
     config: Annotated[
         Path,
         typer.Argument(
+            metavar="CONFIG.yaml",
             help="Merge config YAML: mergekit's format (merge_method, base_model, models, "
             "parameters, dtype) plus an optional modules: section for vision / projector / "
-            "language choices."
+            "language choices.",
         ),
     ],
-    out: Annotated[Path, typer.Argument(help="Output folder for the merged checkpoint.")],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Output folder for the merged checkpoint.")
+    ],
     overwrite: Annotated[
         bool,
         typer.Option(

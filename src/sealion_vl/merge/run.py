@@ -200,6 +200,8 @@ def _check_method(cfg: MergeConfig, method: str, where: str) -> tuple[list[str],
     """The inputs (model refs, in order) a method reads, and where the base sits."""
     spec = methods.METHODS[method]
     refs = [m.model for m in cfg.models]
+    if method == "linear" and cfg.base_model and cfg.base_model not in refs:
+        refs = [cfg.base_model, *refs]  # as mergekit does: the base joins, with a weight
     if spec.needs_base:
         if not cfg.base_model:
             raise MergeError(f"{where}: {method} needs a base_model")
@@ -283,7 +285,9 @@ def merge(
     cfg = load_config(config)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise MergeError(f"{out} exists and is not empty; choose a new folder or pass overwrite")
+        raise MergeError(
+            f"{out} exists and is not empty; choose a new folder or overwrite it (--overwrite)"
+        )
     inputs = [_open(r) for r in cfg.all_models()]
     by_ref = {i.ref: i for i in inputs}
     ref = by_ref[cfg.reference_model()]
