@@ -60,3 +60,15 @@ def test_cli_help_and_errors(tmp_path):
     assert res.exit_code == 2 and "output_dir" in res.output
     res = runner.invoke(_app(), ["distill", str(bad), "--set", "novalue"])
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
+
+
+def test_cli_runs_a_recipe_and_reports_bytes_per_token(tmp_path, teacher, student, sft_data):
+    p = tmp_path / "r.yaml"
+    fields = {"teacher": str(teacher), "student": str(student), "output_dir": str(tmp_path / "o"),
+              "data": {"train": str(sft_data)}, "k": 8, "max_steps": 1,
+              "batch": {"micro_batch_size": 2, "max_seq_len": 256}}  # fmt: skip
+    p.write_text(yaml.safe_dump(fields))
+    res = CliRunner().invoke(_app(), ["distill", str(p), "--no-progress", "--set", "k=4"])
+    assert res.exit_code == 0, res.output
+    assert "k = 4, 20 bytes per token" in res.output
+    assert (tmp_path / "o" / "DONE").is_file()

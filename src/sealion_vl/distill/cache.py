@@ -105,7 +105,8 @@ class TopKWriter:
         """Assemble header + arrays into ``path`` (temporary file, then rename)."""
         self._entries.close()
         self._tails.close()
-        header = {**self.header, "n_tokens": self.n_tokens, "rows": self.rows}
+        header = {**self.header, "n_tokens": self.n_tokens, "bytes_per_token": 4 * self.k + 4}
+        header["rows"] = self.rows
         blob = json.dumps(header, ensure_ascii=False).encode()
         tmp = self._dir / "cache"
         with open(tmp, "wb") as out:

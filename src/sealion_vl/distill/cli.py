@@ -69,4 +69,12 @@ def distill_command(
     except SealionError as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
+    if not recipe.online:
+        from sealion_vl.distill.cache import TopKCache
+
+        cache = TopKCache(recipe.cache_path())
+        err.print(
+            f"teacher cache {cache.path}: {cache.n_tokens} tokens, k = {cache.k}, "
+            f"{cache.bytes_per_token:.0f} bytes per token"
+        )
     err.print(f"distilled {recipe.teacher} into {recipe.student}; checkpoint in {out}")

@@ -191,7 +191,10 @@ def distill(recipe: DistillRecipe, *, resume: bool = False, progress: bool = Tru
     teacher = cache = None
     if recipe.online:
         teacher = Teacher(
-            recipe.teacher, dtype=recipe.teacher_dtype, device=str(accelerator.device)
+            recipe.teacher,
+            dtype=recipe.teacher_dtype,
+            device=str(accelerator.device),
+            max_image_pixels=recipe.data.max_image_pixels,
         )
         n_vocab = shared_vocab(
             teacher.tokenizer_hash, s_hash, teacher.n_tokens, teacher.vocab_size, s_vocab

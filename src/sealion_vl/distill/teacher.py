@@ -60,7 +60,14 @@ def _takes_logits_to_keep(cls: type) -> bool:
 class Teacher:
     """The teacher model in eval mode, its encoder, and its tokenizer fingerprint."""
 
-    def __init__(self, name: str, *, dtype: str = "float32", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        max_image_pixels: int | None = None,
+    ) -> None:
         from sealion_vl.runtime.load import load_parts
 
         parts = load_parts(name, device=device, dtype=dtype, multimodal_only=True)
@@ -68,7 +75,9 @@ class Teacher:
         self.model = parts.model.eval().requires_grad_(False)
         self.processor = parts.processor
         self.adapter = parts.adapter
-        self.encoder = FeatureEncoder(self.model, self.processor, self.adapter)
+        self.encoder = FeatureEncoder(
+            self.model, self.processor, self.adapter, max_image_pixels=max_image_pixels
+        )
         tok = self.processor.tokenizer
         self.tokenizer_hash = tokenizer_hash(tok)
         self.n_tokens = len(tok)
@@ -93,7 +102,9 @@ def build_cache(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    teacher = Teacher(recipe.teacher, dtype=recipe.teacher_dtype)
+    teacher = Teacher(
+        recipe.teacher, dtype=recipe.teacher_dtype, max_image_pixels=recipe.data.max_image_pixels
+    )
     if student_hash is not None:
         shared_vocab(
             teacher.tokenizer_hash,
