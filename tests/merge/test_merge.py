@@ -246,3 +246,61 @@ def test_cli_help_and_run(parents, tmp_path):
     assert (tmp_path / "o" / "model.safetensors.index.json").is_file()
     res = runner.invoke(app, [str(cfg), str(tmp_path / "o"), "--no-progress"])
     assert res.exit_code == 2 and "exists and is not empty" in " ".join(res.output.split())
+
+
+# Linux: writing 5 to clear_refs resets the peak-RSS mark (VmHWM) to the current RSS, so the
+# peak after the merge is the merge's own, not the imports'
+_PEAK = """
+import json, sys
+from pathlib import Path
+from sealion_vl.merge import merge
+def kb(key):
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(key))
+open("/proc/self/clear_refs", "w").write("5")
+before = kb("VmRSS")
+merge(json.loads(sys.argv[1]), Path(sys.argv[2]), progress=False, max_shard_size="40MB")
+print(json.dumps({"growth_mb": (kb("VmHWM") - before) / 1024}))
+"""
+
+
+def test_streaming_memory_is_bounded_by_a_few_tensors(checkpoint, tmp_path):
+    """Two 96 MB checkpoints (12 tensors of 8 MB, two shards each) merge with peak memory
+    growing by well under one checkpoint: a merge that held either model (or memory-mapped
+    the inputs and kept the touched pages resident) would grow by 96 MB or more."""
+    import subprocess
+    import sys
+
+    cfg_src = checkpoint("gemma3") / "config.json"
+    parents_ = []
+    for seed in (0, 1):
+        folder = tmp_path / f"big{seed}"
+        folder.mkdir()
+        shutil.copy(cfg_src, folder / "config.json")
+        g = torch.Generator().manual_seed(seed)
+        weight_map = {}
+        for shard in range(2):
+            sd = {
+                f"model.language_model.layers.{i}.mlp.big.weight": torch.randn(2**21, generator=g)
+                for i in range(shard * 6, shard * 6 + 6)
+            }
+            name = f"model-{shard + 1:05d}-of-00002.safetensors"
+            save_file(sd, folder / name)
+            weight_map.update(dict.fromkeys(sd, name))
+        (folder / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {}, "weight_map": weight_map})
+        )
+        parents_.append(folder)
+    cfg = ta(*parents_)
+    out = tmp_path / "o"
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, json.dumps(cfg), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    growth = json.loads(proc.stdout.strip().splitlines()[-1])["growth_mb"]
+    assert growth < 64, f"peak memory grew by {growth:.0f} MB merging two 96 MB checkpoints"
+    assert len(list(out.glob("model-*.safetensors"))) == 3  # 96 MB output in 40 MB shards
+    n = "model.language_model.layers.11.mlp.big.weight"
+    A, B, merged = weights(parents_[0]), weights(parents_[1]), weights(out)
+    assert torch.allclose(merged[n], A[n] + 0.5 * (B[n] - A[n]))

@@ -254,6 +254,25 @@ def _merge_one(cfg, rule, c, t, tensors, refs, base_index):
     return methods.apply(rule.method, tensors, base_index, shared, per_model, gens)
 
 
+def _return_freed_buffers() -> None:
+    """Make glibc hand large freed buffers straight back to the OS.
+
+    glibc raises its mmap threshold after the first large free, so later tensor-sized
+    buffers come from the heap and stay resident after ``del``: a merge's memory would creep
+    towards the model size even though only a few tensors are ever live. A fixed threshold
+    (1 MiB) keeps every tensor buffer in its own mapping, released on free.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(-3, 1 << 20)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to tune
+            pass
+
+
 def merge(
     config: MergeConfig | Path | str,
     out: Path,
@@ -283,6 +302,7 @@ def merge(
             (named), in shape or dtype.
     """
     cfg = load_config(config)
+    _return_freed_buffers()
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise MergeError(
