@@ -105,3 +105,20 @@ def test_another_tokenizer_is_refused(tmp_path, teacher, checkpoint, sft_data):
     r = _recipe(tmp_path, teacher, checkpoint("qwen3_vl"), sft_data, "d", max_steps=1)
     with pytest.raises(SealionError, match="tokenizers differ"):
         distill(r, progress=False)
+
+
+def test_rows_that_changed_since_the_cache_was_built_are_refused(
+    tmp_path, teacher, student, sft_data
+):
+    r = _recipe(tmp_path, teacher, student, sft_data, "e", max_steps=1, k=4)
+    distill(r, progress=False)
+    changed = tmp_path / "changed.jsonl"
+    lines = sft_data.read_text().splitlines()
+    changed.write_text("\n".join(x.replace("Warna ", "Warnanya ") for x in lines) + "\n")
+    for f in sft_data.parent.glob("*.png"):  # the images beside the data
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    data = r.data.model_copy(update={"train": str(changed)})
+    update = {"data": data, "output_dir": str(tmp_path / "e2"), "cache": str(r.cache_path())}
+    r2 = r.model_copy(update=update)
+    with pytest.raises(SealionError, match="target tokens differ from the cached ones"):
+        distill(r2, progress=False)
