@@ -130,11 +130,19 @@ def magnitude_prune(delta: torch.Tensor, density: float, rescale: bool = False) 
         return delta
     if density <= 0 or delta.numel() == 0:
         return torch.zeros_like(delta)
-    k = max(1, int(density * delta.numel()))
-    mask = torch.zeros(delta.numel(), dtype=delta.dtype)
-    # topk rather than a full argsort: the same selection, less time and no numel-long index
-    mask[torch.topk(delta.abs().reshape(-1), k, sorted=False).indices] = 1
-    kept = delta * mask.reshape(delta.shape)
+    n = delta.numel()
+    k = max(1, int(density * n))
+    # a k-th-largest threshold rather than mergekit's full argsort: linear time and no
+    # n-long int64 index; entries tied at the threshold are kept in index order until
+    # exactly k are kept (mergekit's argsort breaks such ties in an unspecified order)
+    mag = delta.abs().reshape(-1)
+    thresh = mag.kthvalue(n - k + 1).values
+    keep = mag > thresh
+    short = k - int(keep.sum())
+    if short > 0:
+        keep[torch.nonzero(mag == thresh).squeeze(1)[:short]] = True
+    del mag
+    kept = delta * keep.reshape(delta.shape)
     return _l1_rescale(delta, kept) if rescale else kept
 
 

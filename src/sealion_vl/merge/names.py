@@ -15,6 +15,9 @@ import re
 
 # old-layout prefix -> transformers 5 prefix, first match wins
 _RENAMES = (
+    # SigLIP towers appear with and without their inner ``vision_model`` level
+    ("model.vision_tower.vision_model.", "model.vision_tower."),
+    ("vision_tower.vision_model.", "model.vision_tower."),
     ("language_model.model.", "model.language_model."),
     ("language_model.lm_head.", "lm_head."),
     ("language_model.", "model.language_model."),
