@@ -14,9 +14,12 @@ from rich.table import Table
 from sealion_vl import catalog
 from sealion_vl.cli_flags import check_generation, generation_flags, model_flags
 from sealion_vl.data.filter_cli import data_app
+from sealion_vl.distill.cli import distill_command
 from sealion_vl.errors import SealionError
 from sealion_vl.eval.cli import eval_app
+from sealion_vl.merge.cli import merge_command
 from sealion_vl.nano.cli import nano_app
+from sealion_vl.rl.cli import rl_command
 from sealion_vl.serve.config import ServeConfig
 
 app = typer.Typer(
@@ -28,6 +31,9 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(nano_app, name="nano")
 app.add_typer(eval_app, name="eval")
+app.command("merge")(merge_command)
+app.command("distill")(distill_command)
+app.command("rl")(rl_command)
 out = Console()
 err = Console(stderr=True)
 
