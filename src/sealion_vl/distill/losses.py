@@ -7,7 +7,10 @@ distributions are coarsened to the same k + 1 outcomes: the k teacher tokens and
 else". The student's "everything else" is its own probability outside those k ids, computed
 from its logits (a masked log-sum-exp, exact and stable), and is compared with the teacher's
 tail mass. The divergence between coarsened distributions is a lower bound on the full one
-and equals it when k covers the vocabulary (then there is no tail bin).
+and equals it when k covers the vocabulary (then there is no tail bin). On nano at k = 64 the
+cached forward KL and JSD are within 0.04 % and 0.12 % of the full ones; reverse KL, which
+weighs the tail by the student's own spread-out mass, is up to 13 % low
+(bench/distill_cache.py): prefer forward KL or JSD with a cache.
 
 Vocabularies may differ by padding only (embedding rows past the tokenizer, which models
 pad to a multiple of 64 or 128): both models must carry the same tokenizer, and both
