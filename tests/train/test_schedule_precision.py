@@ -8,7 +8,7 @@ from PIL import Image
 
 from sealion_vl.train import load_recipe, run
 from sealion_vl.train.features import cap_pixels
-from sealion_vl.train.sft import _scheduler
+from sealion_vl.train.optim import lr_schedule
 from tests.fixtures import datasets
 
 
@@ -25,7 +25,7 @@ def _lrs(tmp_path, schedule, total=10, warm=2):
         )
     )
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = _scheduler(opt, r, total)
+    sched = lr_schedule(opt, r.optim, total)
     out = []
     for _ in range(total):
         out.append(opt.param_groups[0]["lr"])

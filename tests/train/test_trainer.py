@@ -243,13 +243,16 @@ def test_bad_rows_are_skipped_counted_and_listed(tmp_path, checkpoint):
 
 def test_recipe_chooses_the_attention_kernel(tmp_path, checkpoint):
     from sealion_vl.errors import SealionError
-    from sealion_vl.train.sft import _load
+    from sealion_vl.train.optim import load_trainable
+
+    def _load(recipe):
+        return load_trainable(recipe.model, recipe.attn_implementation).model
 
     for attn in ("eager", "sdpa"):
         recipe = _recipe(tmp_path, checkpoint("gemma3"), "d.jsonl", attn_implementation=attn)
-        model, _, _ = _load(recipe)
+        model = _load(recipe)
         assert model.config.get_text_config()._attn_implementation == attn
-    model, _, _ = _load(_recipe(tmp_path, checkpoint("gemma3"), "d.jsonl"))  # the model's own
+    model = _load(_recipe(tmp_path, checkpoint("gemma3"), "d.jsonl"))  # the model's own
     assert model.config.get_text_config()._attn_implementation == "sdpa"
     # Gemma 4's audio tower has no sdpa: the error names the key and the model
     with pytest.raises(SealionError, match="attn_implementation 'sdpa'.*Gemma4Audio"):

@@ -18,10 +18,7 @@ right places for free; the cache file is read only at those positions.
 from __future__ import annotations
 
 import json
-import math
-import os
-import shutil
-import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -32,9 +29,8 @@ from sealion_vl.distill.config import DistillRecipe, dump_distill_recipe
 from sealion_vl.distill.losses import full_divergence, shared_vocab, tokenizer_hash, topk_divergence
 from sealion_vl.distill.teacher import Teacher, build_cache, logits_at_labels
 from sealion_vl.errors import SealionError
-from sealion_vl.train import checkpoint
+from sealion_vl.train import checkpoint, optim
 from sealion_vl.train.cache import FeatureCache
-from sealion_vl.train.data import BatchStream
 from sealion_vl.train.features import IGNORE, FeatureEncoder
 from sealion_vl.train.progress import Progress
 
@@ -117,39 +113,6 @@ def _ensure_cache(recipe: DistillRecipe, accelerator, student_hash: str, progres
     return cache
 
 
-def _group_of(name: str, adapter) -> str | None:
-    name = name.removeprefix("base_model.model.")
-    return next((g for g, pre in adapter.module_groups.items() if name.startswith(pre)), None)
-
-
-def _param_groups(model, adapter, recipe: DistillRecipe) -> list[dict]:
-    """Freeze by module group; one optimizer group per learning-rate scale, in model order."""
-    frozen = {g for g in ("vision", "projector", "language") if getattr(recipe.freeze, g)}
-    buckets: dict[float, list] = {}
-    for name, p in model.named_parameters():
-        group = _group_of(name, adapter)
-        p.requires_grad_(group not in frozen)
-        if p.requires_grad:
-            buckets.setdefault(recipe.optim.lr_scale.get(group, 1.0), []).append(p)
-    return [{"params": ps, "lr": recipe.optim.lr * f} for f, ps in buckets.items()]
-
-
-def _lr_factor(recipe: DistillRecipe, total: int):
-    warm, kind = recipe.optim.warmup_steps, recipe.optim.schedule
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / max(1, warm)
-        done = (step - warm) / max(1, total - warm)
-        if kind == "constant":
-            return 1.0
-        if kind == "linear":
-            return max(0.0, 1.0 - done)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
-
-    return factor
-
-
 def distill(recipe: DistillRecipe, *, resume: bool = False, progress: bool = True) -> Path:
     """Distil ``recipe.teacher`` into ``recipe.student``; returns the checkpoint folder.
 
@@ -162,26 +125,12 @@ def distill(recipe: DistillRecipe, *, resume: bool = False, progress: bool = Tru
         ``output_dir``: a transformers checkpoint (loads with ``sealion_vl.load``), the
         resolved recipe and ``distill_metrics.jsonl`` (divergence and label loss per step).
     """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
 
-    from sealion_vl.runtime.load import load_parts
-
-    AcceleratorState._reset_state()  # a second run in one process may want another precision
-    accelerator = Accelerator(
-        mixed_precision="bf16" if recipe.precision == "bf16" else "no",
-        cpu=not torch.cuda.is_available(),
-    )
+    accelerator = optim.accelerator_for(recipe.precision)
     set_seed(recipe.seed)
     out = Path(recipe.output_dir)
-    parts = load_parts(
-        recipe.student,
-        device="cpu",
-        dtype="float32",
-        attn_implementation=recipe.attn_implementation,
-        multimodal_only=True,
-    )
+    parts = optim.load_trainable(recipe.student, recipe.attn_implementation)
     model, processor, adapter = parts.model, parts.processor, parts.adapter
     s_hash = tokenizer_hash(processor.tokenizer)
     s_vocab = int(model.get_output_embeddings().weight.shape[0])
@@ -207,41 +156,18 @@ def distill(recipe: DistillRecipe, *, resume: bool = False, progress: bool = Tru
             h["tokenizer_hash"], s_hash, h["n_vocab"], h["teacher_vocab"], s_vocab
         )
         encoder = CacheIndexEncoder(encoder, cache)
-    train_recipe = recipe.train_recipe()
     report, feature_cache = SkipReport(), FeatureCache(recipe.data.cache_mb * 2**20)
-
-    def stream():
-        return BatchStream(
-            train_recipe,
-            encoder,
-            rank=accelerator.process_index,
-            world=accelerator.num_processes,
-            report=report,
-            cache=feature_cache,
-        )
-
-    total = recipe.max_steps
-    if total is None:
-        total = max(1, sum(1 for _ in stream()) // recipe.batch.grad_accum)
-    groups = _param_groups(model, adapter, recipe)
+    stream = optim.batch_streams(recipe.train_recipe(), encoder, accelerator, report, feature_cache)
+    total = optim.total_steps(recipe, stream, accelerator)
+    optim.freeze(model, adapter, recipe.freeze)
+    groups = optim.param_groups(model, adapter, recipe.optim)
     params = [p for g in groups for p in g["params"]]
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=recipe.optim.lr,
-        betas=recipe.optim.betas,
-        weight_decay=recipe.optim.weight_decay,
-        foreach=True,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(recipe, total))
+    optimizer = optim.adamw(groups, recipe.optim)
+    scheduler = optim.lr_schedule(optimizer, recipe.optim, total)
     raw = model
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)  # stepped once per step, as in train
-    start = 0
-    if resume and (ckpt := checkpoint.latest(out)) is not None:
-        start = checkpoint.load(accelerator, ckpt)["step"]
-    batches = iter(stream())
-    for _ in range(start * recipe.batch.grad_accum):  # replay the data to the saved position
-        next(batches)
+    start, batches = optim.resume_from(accelerator, out, resume, stream, recipe.batch.grad_accum)
 
     main = accelerator.is_main_process
     log = Progress(out, total=total, start=start, enabled=main, bar=progress)
@@ -260,7 +186,7 @@ def distill(recipe: DistillRecipe, *, resume: bool = False, progress: bool = Tru
         sums = torch.zeros(2, dtype=torch.float64)
         for i, b in enumerate(micro):
             b = {k: v.to(accelerator.device) for k, v in b.items()}
-            ctx = accelerator.no_sync(model) if i < len(micro) - 1 else _Null()
+            ctx = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
             with ctx, accelerator.autocast():
                 logits, labels = logits_at_labels(model, b, adapter, raw)
                 if teacher is not None:
@@ -297,32 +223,9 @@ def distill(recipe: DistillRecipe, *, resume: bool = False, progress: bool = Tru
         if recipe.save_every and (step + 1) % recipe.save_every == 0 and step + 1 < total:
             checkpoint.save(accelerator, out, step + 1, {}, recipe.keep_checkpoints)
     log.close()
-    _save_final(accelerator, model, processor, recipe, report, out)
+    files = {
+        "distill.resolved.yaml": dump_distill_recipe(recipe),
+        "data_report.json": json.dumps(report.to_dict(), indent=1),
+    }
+    optim.save_final(accelerator, model, processor, out, files)
     return out
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _save_final(accelerator, model, processor, recipe: DistillRecipe, report, out: Path) -> None:
-    """A transformers checkpoint folder, written to a temporary folder and moved into place."""
-    accelerator.wait_for_everyone()
-    state = accelerator.get_state_dict(model)  # a collective under FSDP / ZeRO-3
-    if not accelerator.is_main_process:
-        return
-    tmp = out / ".final-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state)
-    processor.save_pretrained(tmp)
-    (tmp / "distill.resolved.yaml").write_text(dump_distill_recipe(recipe), encoding="utf-8")
-    (tmp / "data_report.json").write_text(json.dumps(report.to_dict(), indent=1))
-    for f in tmp.iterdir():
-        os.replace(f, out / f.name)
-    tmp.rmdir()
-    (out / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -9,8 +9,6 @@ checked against the cache's per-row target hash when the student trains.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from pathlib import Path
 
 import torch
@@ -21,40 +19,21 @@ from sealion_vl.distill.config import DistillRecipe
 from sealion_vl.distill.losses import shared_vocab, tokenizer_hash, topk_of
 from sealion_vl.errors import SealionError
 from sealion_vl.train.features import IGNORE, FeatureEncoder
-from sealion_vl.train.packing import collate
+from sealion_vl.train.packing import collate, label_logits
 
-#: batch keys that are ours, never model inputs
-NOT_INPUTS = ("labels", "distill_index")
+#: batch keys distillation adds, never model inputs
+NOT_INPUTS = ("distill_index",)
 
 
 def logits_at_labels(model, batch: dict, adapter, raw_model=None):
     """(N, V) logits at the N positions that carry a label, and the (N,) labels, row-major.
 
-    Logits are computed only there (transformers' boolean ``logits_to_keep``) when the model
-    takes it: prompts, images and padding need none, and a full vocabulary per position is
-    most of the memory. Packed rows get the adapter's per-sequence attention masks, as in
-    :func:`sealion_vl.train.packing.token_losses`.
+    Training's :func:`~sealion_vl.train.packing.label_logits` (labelled positions only, packed
+    rows masked per sequence) on a batch without distillation's own keys, so student and
+    teacher see exactly the positions and masks SFT does.
     """
     inputs = {k: v for k, v in batch.items() if k not in NOT_INPUTS}
-    if adapter is not None and "position_ids" in inputs:
-        masks = adapter.packed_attention(raw_model or model, inputs)
-        if masks is not None:
-            inputs["attention_mask"] = masks
-    labels = batch["labels"]
-    keep = labels != IGNORE
-    base = raw_model or model
-    base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    if _takes_logits_to_keep(type(base)):
-        logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
-        logits = logits.reshape(-1, logits.shape[-1])
-    else:
-        logits = model(**inputs, use_cache=False).logits[keep]
-    return logits, labels[keep]
-
-
-@functools.cache
-def _takes_logits_to_keep(cls: type) -> bool:
-    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+    return label_logits(model, inputs, adapter, raw_model)
 
 
 class Teacher:

@@ -80,11 +80,13 @@ def collate(rows: list[list[Features]], *, pad_id: int, packed: bool) -> dict[st
 CE_BLOCK_ELEMENTS = 64 * 1024 * 1024
 
 
-def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=None):
-    """(B, L) cross-entropy per position (0 where the label is IGNORE), in float32.
+def label_logits(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=None):
+    """(N, V) logits at the N positions that carry a label, and the (N,) labels, row-major.
 
-    ``adapter`` supplies packed-attention masks where transformers' own would leak across
-    sequences; ``raw_model`` is the unwrapped model (DDP/FSDP wrap ``model``).
+    ``batch`` holds model inputs plus ``labels``; ``adapter`` supplies packed-attention masks
+    where transformers' own would leak across sequences; ``raw_model`` is the unwrapped
+    model (DDP/FSDP wrap ``model``). Training (:func:`token_losses`) and distillation (the
+    student and the teacher) read their logits here, so both see the same positions.
 
     Logits are computed only at positions that carry a label (transformers' boolean
     ``logits_to_keep``), when the model takes it. Why: image, prompt and padding positions
@@ -100,11 +102,18 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
     labels = batch["labels"]
     keep = labels != IGNORE
     if _keeps_logits(raw_model or model):
-        flat_logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
-        flat_labels = labels[keep]
-    else:
-        logits = model(**inputs, use_cache=False).logits
-        flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+        logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+        return logits.reshape(-1, logits.shape[-1]), labels[keep]
+    return model(**inputs, use_cache=False).logits[keep], labels[keep]
+
+
+def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=None):
+    """(B, L) cross-entropy per position (0 where the label is IGNORE), in float32.
+
+    Arguments as :func:`label_logits`, which computes the logits at labelled positions only.
+    """
+    flat_logits, flat_labels = label_logits(model, batch, adapter, raw_model)
+    keep = batch["labels"] != IGNORE
     # Row blocks: a float32 copy of all logits is (B*L) x vocab x 4 bytes, 4 GB for 8 x 512
     # tokens of Gemma 3's 262k vocabulary; a block of rows is a fraction of that. Each row's
     # loss is computed alone either way, so the result is the same bit for bit.
@@ -112,18 +121,13 @@ def token_losses(model, batch: dict[str, torch.Tensor], adapter=None, raw_model=
     flat = torch.cat(
         [
             torch.nn.functional.cross_entropy(
-                flat_logits[i : i + rows].float(),
-                flat_labels[i : i + rows],
-                ignore_index=IGNORE,
-                reduction="none",
+                flat_logits[i : i + rows].float(), flat_labels[i : i + rows], reduction="none"
             )
             for i in range(0, flat_logits.shape[0], rows)
         ]
         or [flat_logits[:0].float().sum(-1)]  # no label in the batch: empty, still in the graph
     )
-    if flat.numel() == labels.numel():
-        return flat.view(labels.shape)
-    return flat.new_zeros(labels.shape).masked_scatter(keep, flat)
+    return flat.new_zeros(keep.shape).masked_scatter(keep, flat)
 
 
 def _keeps_logits(model) -> bool:
@@ -134,5 +138,5 @@ def _keeps_logits(model) -> bool:
 
 @functools.cache
 def _forward_takes_logits_to_keep(cls: type) -> bool:
-    """Per model class, once: ``token_losses`` runs every micro-batch."""
+    """Per model class, once: :func:`label_logits` runs every micro-batch."""
     return "logits_to_keep" in inspect.signature(cls.forward).parameters

@@ -7,7 +7,7 @@ silently train with a default). The resolved recipe is saved beside every output
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+R = TypeVar("R", bound="TrainingRun")
 
 
 class DataConfig(_Strict):
@@ -87,15 +90,17 @@ class BatchConfig(_Strict):
     packing: bool = Field(True, description="pack several samples per row, attention isolated")
 
 
-class Recipe(_Strict):
-    """A complete training run (stage cpt or sft) for a Gemma 3 / Qwen3-VL / Gemma 4 model."""
+class TrainingRun(_Strict):
+    """The settings every training run shares: ``train`` (:class:`Recipe`) and ``distill``.
 
-    stage: Literal["cpt", "sft"]
-    model: str = Field(description="checkpoint folder, catalog short name or HF id")
+    Why a base class: both jobs stream, pack, schedule, checkpoint and resume through the
+    same code (:mod:`sealion_vl.train.optim`, :mod:`sealion_vl.train.checkpoint`), so the
+    keys that drive that code are declared once and mean the same in both recipes.
+    """
+
     output_dir: str
     data: DataConfig
     freeze: FreezeConfig = FreezeConfig()
-    lora: LoraConfig | None = None
     optim: OptimConfig = OptimConfig()
     batch: BatchConfig = BatchConfig()
     max_steps: int | None = Field(None, ge=1, description="optimizer steps (or use epochs)")
@@ -117,14 +122,26 @@ class Recipe(_Strict):
     )
 
     @model_validator(mode="after")
-    def _length(self) -> Recipe:
+    def _length(self) -> TrainingRun:
         if (self.max_steps is None) == (self.epochs is None):
             raise ValueError("set exactly one of max_steps or epochs")
         return self
 
 
-def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
-    """Read and validate a recipe YAML; ``overrides`` are dotted keys (``optim.lr``)."""
+class Recipe(TrainingRun):
+    """A complete training run (stage cpt or sft) for a Gemma 3 / Qwen3-VL / Gemma 4 model."""
+
+    stage: Literal["cpt", "sft"]
+    model: str = Field(description="checkpoint folder, catalog short name or HF id")
+    lora: LoraConfig | None = None
+
+
+def read_recipe(cls: type[R], path: str | Path, overrides: dict | None = None) -> R:
+    """Read a recipe YAML into ``cls``; ``overrides`` are dotted keys (``optim.lr``).
+
+    Relative data paths that exist beside the recipe file are made relative to it, so a
+    recipe runs from any working directory.
+    """
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     for dotted, value in (overrides or {}).items():
         node = raw
@@ -133,8 +150,7 @@ def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
             node = node.setdefault(p, {})
         node[leaf] = value
     base = Path(path).parent
-    recipe = Recipe.model_validate(raw)
-    # relative data paths in a recipe are relative to the recipe file
+    recipe = cls.model_validate(raw)
     for attr in ("train", "image_root"):
         val = getattr(recipe.data, attr)
         if val and not Path(val).is_absolute() and (base / val).exists():
@@ -142,5 +158,18 @@ def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
     return recipe
 
 
-def dump_recipe(recipe: Recipe) -> str:
-    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Read and validate a recipe YAML; ``overrides`` are dotted keys (``optim.lr``)."""
+    return read_recipe(Recipe, path, overrides)
+
+
+def dump_recipe(recipe: TrainingRun) -> str:
+    """The resolved recipe as YAML (saved beside every output).
+
+    The recipe's own keys (``stage``, ``model``; ``teacher``, ``student``) come first, where a
+    reader looks for what was trained, then the shared :class:`TrainingRun` keys.
+    """
+    raw = recipe.model_dump(mode="json")
+    own = [k for k in raw if k not in TrainingRun.model_fields]
+    raw = {k: raw[k] for k in own + [k for k in raw if k not in own]}
+    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
