@@ -11,11 +11,10 @@ import json
 
 import pytest
 
+from sealion_vl.rl.registry import bind, combine
 from sealion_vl.rl.rewards import (
     RewardInputError,
     answer_tag_format,
-    bind,
-    combine,
     completion_text,
     extract_number,
     gold_number,
@@ -47,6 +46,10 @@ def _trl_call(func, replies: list[str], **columns):
         ("It drops 12 degrees to −5", -5.0),
         ("I think 12, no wait, 0.25", 0.25),
         ("Jawapan: **၃**", 3.0),  # Burmese digit three
+        ("between 10-12 apples", 12.0),  # a hyphen, not a minus
+        ("a drop of -3", -3.0),
+        ("about .5 of it", 0.5),
+        ("Lists 1,2,3", 3.0),  # not a thousands group
         ("no number here", None),
         ("", None),
     ],

@@ -6,12 +6,10 @@ and import no torch; :func:`rl` runs a recipe (:class:`RLRecipe`, read by
 """
 
 from sealion_vl.rl.config import RLRecipe, load_rl_recipe
+from sealion_vl.rl.registry import REWARDS, bind, combine, resolve_reward
 from sealion_vl.rl.rewards import (
-    REWARDS,
     RewardInputError,
     answer_tag_format,
-    bind,
-    combine,
     extract_number,
     ifeval_reward,
     json_schema_valid,
@@ -39,5 +37,6 @@ __all__ = [
     "json_schema_valid",
     "load_rl_recipe",
     "numeric_match",
+    "resolve_reward",
     "rl",
 ]

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sealion_vl.errors import SealionError
-from sealion_vl.rl.rewards import REWARDS
+from sealion_vl.rl.registry import REWARDS
 from sealion_vl.train.recipe import FreezeConfig
 
 

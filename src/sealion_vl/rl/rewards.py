@@ -34,8 +34,8 @@ def completion_text(completion) -> str:
     Message content may be a string or a list of typed parts (``{"type": "text", ...}``); the
     text parts are joined.
     """
-    if isinstance(completion, str):
-        return completion
+    if completion is None or isinstance(completion, str):
+        return completion or ""
     if isinstance(completion, dict):
         completion = [completion]
     if isinstance(completion, Sequence) and completion:
@@ -46,7 +46,7 @@ def completion_text(completion) -> str:
             parts = (p for p in content if isinstance(p, dict) and p.get("type") == "text")
             return "".join(str(p.get("text", "")) for p in parts)
         return ""
-    if completion is None or (isinstance(completion, Sequence) and not completion):
+    if isinstance(completion, Sequence):  # an empty conversation
         return ""
     raise RewardInputError(
         f"a completion must be a string or a list of messages, got {type(completion).__name__}"
@@ -82,11 +82,15 @@ def _maybe_json(value, what: str, row: int):
     return value
 
 
-# ---------------------------------------------------------------------------------------------
-# numeric answer match
+# --- numeric answer match
 
-# A number as people write it: optional sign and currency, thousands commas, decimals.
-_NUM = r"[-−–]?\s*[$€£¥₹₱฿₫]?\s*-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+"
+# A number as people write it: optional sign and currency, thousands commas, decimals. A minus
+# right after a word or digit is a hyphen ("10-12" is 10 and 12), and no number starts mid-number.
+_SIGN = r"(?:(?<![\w.])[-−–]\s*)?"
+_NUM = (
+    _SIGN + r"[$€£¥₹₱฿₫]?\s*(?<![\d.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    r"|" + _SIGN + r"(?<!\d)\.\d+"
+)
 _NUM_RE = re.compile(_NUM)
 _HASHES = re.compile(r"####\s*(" + _NUM + ")")
 _BOXED = re.compile(r"\\boxed\s*\{")
@@ -198,8 +202,7 @@ def numeric_match(prompts, completions, answer=None, tolerance: float = 1e-6, **
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# instruction following (SEA-IFEval checkers + language gate)
+# --- instruction following (SEA-IFEval checkers + language gate)
 
 
 def ifeval_reward(prompts, completions, instruction_id=None, lang=None, **columns):
@@ -245,8 +248,7 @@ def ifeval_reward(prompts, completions, instruction_id=None, lang=None, **column
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# answer-tag format
+# --- answer-tag format
 
 
 def answer_tag_format(
@@ -285,8 +287,7 @@ def answer_tag_format(
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# JSON-schema validity
+# --- JSON-schema validity
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -337,70 +338,3 @@ def json_schema_valid(prompts, completions, schema=None, **columns):
             continue
         out.append(1.0 if validators[key].is_valid(payload) else 0.0)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# registry and combination
-
-REWARDS: dict[str, RewardFunc] = {
-    "numeric": numeric_match,
-    "ifeval": ifeval_reward,
-    "answer_tag": answer_tag_format,
-    "json_schema": json_schema_valid,
-}
-
-
-def resolve_reward(name: str) -> RewardFunc:
-    """A reward by registry name (``numeric``...) or by import path (``pkg.module:function``)."""
-    if name in REWARDS:
-        return REWARDS[name]
-    if ":" in name:
-        import importlib
-
-        module, _, attr = name.partition(":")
-        try:
-            func = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise RewardInputError(f"cannot import reward {name!r}: {e}") from None
-        if callable(func):
-            return func
-    raise RewardInputError(
-        f"unknown reward {name!r}; known: {sorted(REWARDS)}, or an import path 'module:function'"
-    )
-
-
-def bind(name: str, **params) -> RewardFunc:
-    """Reward ``name`` (see :func:`resolve_reward`) with fixed params (dataset columns win).
-
-    The returned function keeps TRL's convention and is named after the reward, since TRL
-    logs each reward under its function's ``__name__``.
-    """
-    base = resolve_reward(name)
-
-    def reward(prompts, completions, **columns):
-        merged = {**params, **{k: v for k, v in columns.items() if v is not None}}
-        return base(prompts, completions, **merged)
-
-    reward.__name__ = reward.__qualname__ = name
-    reward.__doc__ = base.__doc__
-    return reward
-
-
-def combine(weighted: Sequence[tuple[RewardFunc, float]], name: str = "combined") -> RewardFunc:
-    """One reward that is the weighted sum of several: ``sum(w * f(...))`` per completion.
-
-    (Within TRL, passing the functions as ``reward_funcs`` with ``reward_weights`` gives the
-    same sum and logs each part; this is for using the sum anywhere else.)
-    """
-    if not weighted:
-        raise RewardInputError("combine needs at least one (reward, weight) pair")
-
-    def reward(prompts, completions, **columns):
-        total = [0.0] * len(completions)
-        for func, w in weighted:
-            scores = [s if s is not None else 0.0 for s in func(prompts, completions, **columns)]
-            total = [t + w * s for t, s in zip(total, scores, strict=True)]
-        return total
-
-    reward.__name__ = reward.__qualname__ = name
-    return reward

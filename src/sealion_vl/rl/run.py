@@ -21,7 +21,7 @@ import torch
 
 from sealion_vl.errors import SealionError
 from sealion_vl.rl.config import RLRecipe, dump_rl_recipe
-from sealion_vl.rl.rewards import bind
+from sealion_vl.rl.registry import bind
 
 
 class RLDataError(SealionError, ValueError):
