@@ -148,9 +148,12 @@ def dataset_root(path: str, *, data_dir: Path | None = None) -> Path:
 
 
 def image_bytes(value: Any, *, base: Path | None = None) -> bytes | None:
-    """Encoded image bytes from a ``datasets`` image cell ({bytes, path}), bytes or a path."""
+    """Encoded image bytes from a ``datasets`` image cell ({bytes, path}), bytes, a path, or
+    a base64 ``data:`` URL (how a replies file carries images: JSON has no bytes)."""
     if value is None:
         return None
+    if isinstance(value, str) and value.startswith("data:"):
+        return _data_url_bytes(value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, dict):
@@ -169,6 +172,19 @@ def image_bytes(value: Any, *, base: Path | None = None) -> bytes | None:
         value.save(buf, format=getattr(value, "format", None) or "PNG")
         return buf.getvalue()
     raise EvalDataError(f"not an image cell: {type(value).__name__}")
+
+
+def _data_url_bytes(url: str) -> bytes:
+    import base64
+    import binascii
+
+    head, _, payload = url.partition(",")
+    if not head.endswith(";base64"):
+        raise EvalDataError(f"image data URL {head[:40]!r}...: only base64 data URLs are read")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except binascii.Error as e:
+        raise EvalDataError(f"image data URL: bad base64 ({e})") from None
 
 
 def reencode_jpeg(data: bytes) -> bytes:

@@ -73,7 +73,3 @@ class EvalProgress:
             bar = self._bars[name]
             if self._progress:
                 self._progress.update(bar[0], completed=bar[3])
-
-    def generated(self, name: str) -> int:
-        """How many items were generated (not resumed) for ``name``."""
-        return self._bars[name][2]

@@ -64,7 +64,7 @@ def read_replies(path: Path, task_dirs=()) -> list[Group]:
         g = Group(task, lang, [], [], [])
         for n, rec in recs:
             try:
-                g.items.append(task.item(_decode_images(task, rec["doc"]), lang))
+                g.items.append(task.item(rec["doc"], lang))
             except EvalDataError as e:
                 raise EvalDataError(f"{path}:{n}: {e}") from None
             except OSError as e:
@@ -76,26 +76,6 @@ def read_replies(path: Path, task_dirs=()) -> list[Group]:
             g.responses.append(rec["response"])
             g.errors.append(None)
         out.append(g)
-    return out
-
-
-def _decode_images(task, doc: dict) -> dict:
-    """Image columns given as ``data:`` URLs (JSON cannot hold bytes) become bytes; a plain
-    string is a file path, read by the task."""
-    import base64
-    import binascii
-
-    out = dict(doc)
-    for col in task.spec.image_columns:
-        v = out.get(col)
-        if isinstance(v, str) and v.startswith("data:"):
-            head, _, payload = v.partition(",")
-            if not head.endswith(";base64"):
-                raise ValueError(f"image column {col!r}: only base64 data URLs are read")
-            try:
-                out[col] = base64.b64decode(payload, validate=True)
-            except binascii.Error as e:
-                raise ValueError(f"image column {col!r}: bad base64 ({e})") from None
     return out
 
 

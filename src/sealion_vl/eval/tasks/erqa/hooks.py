@@ -14,7 +14,6 @@ after the letter's dot.
 
 from __future__ import annotations
 
-import base64
 import re
 
 from sealion_vl.errors import EvalDataError
@@ -55,17 +54,9 @@ def load_docs(task, lang: str, *, data_dir=None, limit=None) -> list[dict]:
     return docs  # Task.validate refuses rows whose gold letter is not a label
 
 
-def _image(value) -> bytes | None:
-    """One entry of the image list: a datasets cell, bytes, a path or a ``data:`` URL (the
-    form a replies file gives images in, JSON having no bytes)."""
-    if isinstance(value, str) and value.startswith("data:"):
-        return base64.b64decode(value.partition(",")[2])
-    return data.image_bytes(value)
-
-
 def to_fields(task, doc: dict, lang: str) -> dict:
     """Rewritten question, every image of the row in order, gold letter."""
-    images = [_image(x) for x in doc.get("images") or []]
+    images = [data.image_bytes(x) for x in doc.get("images") or []]
     text = doc.get("question")
     return {
         "values": {"question": question(text) if isinstance(text, str) else text},
