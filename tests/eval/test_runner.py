@@ -191,4 +191,8 @@ def test_groups_expand_to_seahelms_default_vision_languages():
     seahelm = {t.name: langs for t, langs in expand_tasks(["seahelm", "cvqa"])}
     assert seahelm["sea_ifeval"] is None and len(seahelm) == len(got) + 1
     nano = [t.name for t, _ in expand_tasks(["nano"])]
-    assert nano and all(n.startswith("nano_") for n in nano)
+    assert sorted(nano) == sorted(
+        ["nano_vqa", "nano_mcq", "nano_lookup", "nano_marvl", "nano_caption", "nano_toolcall"]
+    )
+    general = [t.name for t, _ in expand_tasks(["nano_general"])]
+    assert sorted(general) == [f"nano_general_{k}" for k in ("caption", "lookup", "mcq", "vqa")]

@@ -61,11 +61,13 @@ class EvalRunConfig(BaseModel):
 
 
 #: Names ``--tasks`` expands: SEA-HELM's default vision group (per language, as its
-#: task_config.yaml), that group plus SEA-IFEval, and nano's synthetic tasks.
+#: task_config.yaml), that group plus SEA-IFEval, and nano's synthetic tasks (SEA split;
+#: English general split).
 GROUPS = {
     "vision": "the SEA-HELM default vision group",
     "seahelm": "the vision group and sea_ifeval",
-    "nano": "nano's held-out synthetic tasks",
+    "nano": "nano's held-out synthetic tasks (the SEA split, eight languages)",
+    "nano_general": "nano's held-out English shape scenes (what its general stage learned)",
 }
 
 
@@ -82,12 +84,13 @@ def expand_tasks(names: list[str], task_dirs=()) -> list[tuple[Any, list[str] | 
                     out.append((task, task.default_group_languages))
             if name == "seahelm":
                 out.append((load_task("sea_ifeval", task_dirs), None))
-        elif name == "nano":
-            out += [
-                (load_task(folder), None)
-                for tname, folder in sorted(available_tasks(task_dirs).items())
-                if tname.startswith("nano_")
-            ]
+        elif name in ("nano", "nano_general"):
+            part = "sea" if name == "nano" else "general"
+            for tname, folder in sorted(available_tasks(task_dirs).items()):
+                if tname.startswith("nano_"):
+                    task = load_task(folder)
+                    if task.spec.params.get("part", "sea") == part:
+                        out.append((task, None))
         else:
             out.append((load_task(name, task_dirs), None))
     seen, unique = set(), []

@@ -75,20 +75,28 @@ def _corpus(folders: list[Path]):
                     )
 
 
-def build_nano(
-    out: Path, plan: BuildPlan = BuildPlan(), *, progress: bool = True, log=print
-) -> dict:
-    """Build nano into ``out`` (the final checkpoint + card); work files go to out/work.
+def train_stages(
+    out: Path,
+    plan: BuildPlan = BuildPlan(),
+    *,
+    until: str = STAGES[-1],
+    progress: bool = True,
+    log=print,
+) -> tuple[dict[str, Path], dict[str, float], dict[str, str]]:
+    """Generate the data, tokenizer and initial model, then train the stages up to and
+    including ``until`` into ``out/work`` (finished stages are kept and reused).
+
+    The nano demonstrations call this with ``until="nano-general"`` to rebuild the general
+    model (the same bytes as the build's, so it merges with the shipped nano).
 
     Returns:
-        The evaluation dict written to ``out/eval.json``.
+        ``({stage: checkpoint folder}, {stage: training seconds}, {stage: precision})``.
     """
-    from sealion_vl import load
-    from sealion_vl.nano.evaluate import evaluate
     from sealion_vl.nano.synth import generate
     from sealion_vl.train import load_recipe, run
 
-    t0 = time.perf_counter()
+    if until not in STAGES:
+        raise ValueError(f"unknown nano stage {until!r}; the stages are {', '.join(STAGES)}")
     work = out / "work"
     data = work / "data"
     folders = {
@@ -117,8 +125,8 @@ def build_nano(
         "nano-sft": data / "sea/train/sft.jsonl",
     }
     previous = init
-    timings, precision = {}, {}
-    for i, stage in enumerate(STAGES):
+    folders_out, timings, precision = {}, {}, {}
+    for i, stage in enumerate(STAGES[: STAGES.index(until) + 1]):
         target = work / stage
         overrides = {
             "model": str(previous),
@@ -138,7 +146,26 @@ def build_nano(
         last = (target / "metrics.jsonl").read_text().strip().splitlines()[-1]
         timings[stage] = json.loads(last)["elapsed_s"]
         precision[stage] = recipe.precision
+        folders_out[stage] = target
         previous = target
+    return folders_out, timings, precision
+
+
+def build_nano(
+    out: Path, plan: BuildPlan = BuildPlan(), *, progress: bool = True, log=print
+) -> dict:
+    """Build nano into ``out`` (the final checkpoint + card); work files go to out/work.
+
+    Returns:
+        The evaluation dict written to ``out/eval.json``.
+    """
+    from sealion_vl import load
+    from sealion_vl.nano.evaluate import evaluate
+
+    t0 = time.perf_counter()
+    work = out / "work"
+    data = work / "data"
+    _, timings, precision = train_stages(out, plan, progress=progress, log=log)
     heldout = data / "sea/heldout"
     log("[nano] evaluating the warm-up, general and final models on held-out items")
     warmup = evaluate(load(work / "nano-warmup"), data / "warmup/heldout")
@@ -166,6 +193,7 @@ def build_nano(
 def _ship(src: Path, out: Path, result: dict) -> None:
     """Copy the final checkpoint (not the training state) and write eval.json + card."""
     from sealion_vl.nano.card import write_card
+    from sealion_vl.nano.demos.card import carry_over
 
     keep = {
         "config.json",
@@ -187,6 +215,8 @@ def _ship(src: Path, out: Path, result: dict) -> None:
             shutil.copy2(f, tmp / f.name)
     (tmp / "eval.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
     write_card(tmp / "README.md", result)
+    # keep the demonstrations' numbers (written by `nano demo --card`) across rebuilds
+    carry_over(out / "README.md", tmp / "README.md")
     for f in tmp.iterdir():
         f.replace(out / f.name)
     tmp.rmdir()

@@ -70,3 +70,60 @@ def eval_(
             evaluate(m, heldout, limit=limit, batch_size=batch_size), indent=1, ensure_ascii=False
         )
     )
+
+
+@nano_app.command("demo")
+def demo(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Which demonstration: merge (SEA SFT + general model), distill (a smaller "
+            "student, distilled vs labels only) or rl (GRPO with a verifiable reward)."
+        ),
+    ],
+    work: Annotated[
+        Path, typer.Argument(help="Work folder: data, checkpoints, eval outputs, NAME.json.")
+    ],
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="Tiny sizes and a few steps: checks the pipeline.")
+    ] = False,
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also put the result (finding, table, command) in this model card's "
+            "demonstrations section, replacing the demo's earlier block (e.g. "
+            "src/sealion_vl/nano/checkpoint/README.md)."
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Reproduce one of the adapt recipe's demonstrations on nano, measured with the eval runner.
+
+    Every demo starts from the shipped nano, keeps finished steps in WORK (rerunning resumes)
+    and writes WORK/NAME.json with the numbers on nano's card and the `sealion-vl eval run`
+    commands that measured them; the card's markdown table is printed at the end.
+    """
+    import importlib
+
+    from sealion_vl.nano.demos import DEMOS
+
+    if name not in DEMOS:
+        err.print(f"error: unknown demo {name!r}; choose one of: {', '.join(DEMOS)}")
+        raise typer.Exit(2)
+    if card is not None and not card.is_file():
+        err.print(f"error: --card {card}: no such model card (README.md) file")
+        raise typer.Exit(2)
+    module = importlib.import_module(f"sealion_vl.nano.demos.{name}")
+    result = module.run(
+        work,
+        smoke=smoke,
+        progress=progress,
+        log=lambda m: err.print(m, markup=False, highlight=False),
+    )
+    print(result["table"])
+    err.print(f"numbers and commands in {work / (name + '.json')}")
+    if card is not None:
+        from sealion_vl.nano.demos.card import update_card
+
+        update_card(card, name, result)
+        err.print(f"card updated: {card}")

@@ -38,19 +38,31 @@ from sealion_vl.eval.types import Item, TaskScore
 
 NULL = "null"
 PART, SPLIT = "sea", "heldout"
+#: The parts a task may read (``params.part``): nano's SEA split (eight languages, the
+#: default) and the general split (English shape scenes: what stage 1 alone learned).
+PARTS = ("sea", "general")
 _LOCK = threading.Lock()
 
 
-def plan_defaults() -> tuple[int, int]:
-    """``(n, seed)`` of the held-out split nano's build evaluates (its card's numbers)."""
+def plan_defaults(part: str = PART) -> tuple[int, int]:
+    """``(n, seed)`` of the held-out split of ``part`` that nano's build evaluates (its
+    card's numbers)."""
     from sealion_vl.nano.build import BuildPlan
 
     plan = BuildPlan()
-    return plan.n_heldout, plan.seed
+    return (plan.n_heldout if part == PART else plan.n_general_heldout), plan.seed
 
 
-def _check_folder(folder: Path) -> Path:
-    """``folder`` if it is a held-out split of the "sea" part, else a clear error."""
+def part_of(task) -> str:
+    """The synthetic part a nano task reads (``params.part``, default "sea")."""
+    value = task.spec.params.get("part", PART)
+    if value not in PARTS:
+        raise EvalDataError(f"task {task.name!r}: params.part is {value!r}; expected one of {PARTS}")
+    return value
+
+
+def _check_folder(folder: Path, part: str = PART) -> Path:
+    """``folder`` if it is a held-out split of ``part``, else a clear error."""
     manifest = folder / "synth.json"
     if not (folder / "sft.jsonl").is_file() or not manifest.is_file():
         raise EvalDataError(
@@ -58,37 +70,37 @@ def _check_folder(folder: Path) -> Path:
             "(needs sft.jsonl and synth.json)"
         )
     info = json.loads(manifest.read_text(encoding="utf-8"))
-    if (info.get("part"), info.get("split")) != (PART, SPLIT):
+    if (info.get("part"), info.get("split")) != (part, SPLIT):
         raise EvalDataError(
-            f"{folder} holds part {info.get('part')!r}, split {info.get('split')!r}; the nano "
-            f"tasks evaluate only part {PART!r}, split {SPLIT!r} (never training items)"
+            f"{folder} holds part {info.get('part')!r}, split {info.get('split')!r}; this nano "
+            f"task evaluates only part {part!r}, split {SPLIT!r} (never training items)"
         )
     return folder
 
 
 @cache
-def _temporary_split(n: int, seed: int) -> Path:
+def _temporary_split(part: str, n: int, seed: int) -> Path:
     from sealion_vl.nano.synth import generate
 
     root = Path(tempfile.mkdtemp(prefix="sealion-vl-nano-heldout-"))
     atexit.register(shutil.rmtree, root, True)
-    generate(root / PART / SPLIT, part=PART, split=SPLIT, n=n, seed=seed)
-    return root / PART / SPLIT
+    generate(root / part / SPLIT, part=part, split=SPLIT, n=n, seed=seed)
+    return root / part / SPLIT
 
 
-def heldout_folder(data_dir: Path | None) -> Path:
-    """The held-out split: ``<data_dir>/sea/heldout`` (generated there if absent), else a
-    temporary folder generated once per process."""
-    n, seed = plan_defaults()
+def heldout_folder(data_dir: Path | None, part: str = PART) -> Path:
+    """The held-out split of ``part``: ``<data_dir>/<part>/heldout`` (generated there if
+    absent), else a temporary folder generated once per process."""
+    n, seed = plan_defaults(part)
     with _LOCK:
         if data_dir is None:
-            return _check_folder(_temporary_split(n, seed))
-        folder = Path(data_dir).expanduser() / PART / SPLIT
+            return _check_folder(_temporary_split(part, n, seed), part)
+        folder = Path(data_dir).expanduser() / part / SPLIT
         if not (folder / "sft.jsonl").is_file():
             from sealion_vl.nano.synth import generate
 
-            generate(folder, part=PART, split=SPLIT, n=n, seed=seed)
-        return _check_folder(folder)
+            generate(folder, part=part, split=SPLIT, n=n, seed=seed)
+        return _check_folder(folder, part)
 
 
 KINDS = ("vqa", "mcq", "lookup", "marvl", "caption", "toolcall")
@@ -113,11 +125,13 @@ def load_docs(task, lang: str, *, data_dir=None, limit=None) -> list[dict]:
     kind_ = kind(task)
     docs = [
         r
-        for r in load_items(heldout_folder(data_dir))
+        for r in load_items(heldout_folder(data_dir, part_of(task)))
         if r["meta"]["task"] == kind_ and r["meta"]["lang"] == lang
     ]
     if not docs:
-        raise EvalDataError(f"task {task.name!r} [{lang}]: the held-out split has no {kind_} items")
+        raise EvalDataError(
+            f"task {task.name!r} [{lang}]: the {part_of(task)} held-out split has no {kind_} items"
+        )
     return docs[:limit] if limit is not None else docs
 
 
