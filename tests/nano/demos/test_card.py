@@ -1,0 +1,48 @@
+"""The demonstrations' blocks in nano's card: inserted before the licence, replaced in place
+on a rerun, and carried over when ``nano build`` rewrites the card."""
+
+from __future__ import annotations
+
+import pytest
+
+from sealion_vl.nano.demos.card import HEADING, carry_over, update_card
+
+CARD = "# nano\n\nintro\n\n## Held-out accuracy\n\ntable\n\nLicence: Apache-2.0.\n"
+
+
+def _result(score: float) -> dict:
+    return {"finding": f"Merged keeps {score}.", "table": f"| a |\n|---|\n| {score} |",
+            "command": "sealion-vl nano demo merge WORK", "seconds": 600}  # fmt: skip
+
+
+def test_blocks_are_inserted_once_and_replaced_in_place(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text(CARD)
+    update_card(card, "merge", _result(1.0))
+    update_card(card, "rl", _result(2.0))
+    update_card(card, "merge", _result(3.0))
+    text = card.read_text()
+    assert text.count(HEADING) == 1 and text.count("<!-- demo:merge -->") == 1
+    assert "1.0" not in text and "Merged keeps 3.0." in text and "| 2.0 |" in text
+    assert text.index("## Held-out accuracy") < text.index(HEADING)
+    assert text.index("demo:merge") < text.index("demo:rl") < text.index("Licence:")
+    assert text.rstrip().endswith("Licence: Apache-2.0.")
+    assert "Reproduce: `sealion-vl nano demo merge WORK` (10 min" in text
+
+
+def test_rebuilt_card_keeps_the_demonstrations(tmp_path):
+    old, new = tmp_path / "old.md", tmp_path / "new.md"
+    old.write_text(CARD)
+    update_card(old, "distill", _result(4.0))
+    new.write_text(CARD.replace("table", "new numbers"))
+    carry_over(old, new)
+    text = new.read_text()
+    assert "new numbers" in text and "Merged keeps 4.0." in text
+    assert text.index(HEADING) < text.index("Licence:")
+    carry_over(old, new)  # idempotent
+    assert new.read_text().count(HEADING) == 1
+
+
+def test_missing_card_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model card"):
+        update_card(tmp_path / "nope.md", "merge", _result(1.0))
