@@ -13,6 +13,7 @@ from sealion_vl.rl.rewards import (
     answer_tag_format,
     ifeval_reward,
     json_schema_valid,
+    mcq_letter_match,
     numeric_match,
 )
 
@@ -21,6 +22,7 @@ REWARDS: dict[str, RewardFunc] = {
     "ifeval": ifeval_reward,
     "answer_tag": answer_tag_format,
     "json_schema": json_schema_valid,
+    "mcq_letter": mcq_letter_match,
 }
 
 

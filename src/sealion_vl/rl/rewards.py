@@ -338,3 +338,57 @@ def json_schema_valid(prompts, completions, schema=None, **columns):
             continue
         out.append(1.0 if validators[key].is_valid(payload) else 0.0)
     return out
+
+
+# --- multiple-choice letter match
+
+
+def chosen_label(text: str, answer_tag: str, labels: Sequence[str] = "ABCD") -> str | None:
+    """The option label a reply chose: the one right after ``answer_tag``, else a bare label.
+
+    As SEA-HELM reads MCQ replies: the tag matches ignoring case and its colon (``Jawapan``,
+    ``Jawapan:`` and a full-width ``：`` alike), spaces or markdown bold may sit between it and
+    the label, and the label must end there (``Answer: Bee`` chose nothing). A reply that is
+    only a label (``"B."``) chose it. The first tag in the reply wins: a policy must not earn
+    the reward by listing every letter after several tags.
+    """
+    labels = [str(x) for x in labels]
+    alternatives = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
+    tag = re.escape(str(answer_tag).strip().rstrip(":："))
+    m = re.search(tag + r"\s*[:：]?[\s*]*(" + alternatives + r")(?!\w)", text, re.IGNORECASE)
+    if m:
+        said = m.group(1).casefold()
+        return next(x for x in labels if x.casefold() == said)
+    bare = text.strip().strip("*. ").casefold()
+    return next((x for x in labels if x.casefold() == bare), None)
+
+
+def mcq_letter_match(
+    prompts,
+    completions,
+    letter=None,
+    answer_tag="Answer:",
+    labels: Sequence[str] | str = "ABCD",
+    **columns,
+):
+    """1.0 where the label the reply chose (:func:`chosen_label`) is the gold one, else 0.0.
+
+    Columns (or fixed values): ``letter`` (the gold label, e.g. ``"C"``), ``answer_tag`` (the
+    language's tag, ``"Jawapan:"``), ``labels`` (the option labels, default A-D). This is the
+    per-item accuracy of SEA-HELM-style MCQ tasks, so raising it raises their score.
+    """
+    n = len(completions)
+    golds = _column({"letter": letter}, "letter", n)
+    tags = _column({"answer_tag": answer_tag}, "answer_tag", n)
+    label_list = list(labels)
+    out = []
+    for i, c in enumerate(completions):
+        gold, tag = str(golds[i] or "").strip(), str(tags[i] or "").strip()
+        if not tag or gold.casefold() not in {x.casefold() for x in label_list}:
+            raise RewardInputError(
+                f"row {i}: the gold letter {golds[i]!r} is not one of {label_list}, or the "
+                "answer_tag is empty"
+            )
+        got = chosen_label(completion_text(c), tag, label_list)
+        out.append(1.0 if got is not None and got.casefold() == gold.casefold() else 0.0)
+    return out
