@@ -75,6 +75,18 @@ def _corpus(folders: list[Path]):
                     )
 
 
+def data_folders(plan: BuildPlan) -> dict[str, tuple[str, str, int]]:
+    """``{folder under work/data: (part, split, n)}``: the synthetic splits a build uses."""
+    return {
+        "warmup/train": ("warmup", "train", plan.n_warmup),
+        "warmup/heldout": ("warmup", "heldout", plan.n_warmup_heldout),
+        "general/train": ("general", "train", plan.n_general),
+        "sea/train": ("sea", "train", plan.n_sea),
+        "sea/heldout": ("sea", "heldout", plan.n_heldout),
+        "general/heldout": ("general", "heldout", plan.n_general_heldout),
+    }
+
+
 def train_stages(
     out: Path,
     plan: BuildPlan = BuildPlan(),
@@ -99,15 +111,7 @@ def train_stages(
         raise ValueError(f"unknown nano stage {until!r}; the stages are {', '.join(STAGES)}")
     work = out / "work"
     data = work / "data"
-    folders = {
-        "warmup/train": ("warmup", "train", plan.n_warmup),
-        "warmup/heldout": ("warmup", "heldout", plan.n_warmup_heldout),
-        "general/train": ("general", "train", plan.n_general),
-        "sea/train": ("sea", "train", plan.n_sea),
-        "sea/heldout": ("sea", "heldout", plan.n_heldout),
-        "general/heldout": ("general", "heldout", plan.n_general_heldout),
-    }
-    for rel, (part, split, n) in folders.items():
+    for rel, (part, split, n) in data_folders(plan).items():
         if not (data / rel / "sft.jsonl").exists():
             log(f"[nano] generating {rel} ({n} items)")
             generate(data / rel, part=part, split=split, n=n, seed=plan.seed, progress=progress)

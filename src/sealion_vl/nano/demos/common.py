@@ -24,16 +24,9 @@ SMOKE_HELDOUT = {"sea/heldout": 240, "general/heldout": 60}
 
 def sizes(smoke: bool) -> dict[str, tuple[str, str, int]]:
     """``{folder: (part, split, n)}`` of the build (or the smoke version)."""
-    from sealion_vl.nano.build import SMOKE, BuildPlan
+    from sealion_vl.nano.build import SMOKE, BuildPlan, data_folders
 
-    plan = SMOKE if smoke else BuildPlan()
-    out = {
-        "warmup/train": ("warmup", "train", plan.n_warmup),
-        "general/train": ("general", "train", plan.n_general),
-        "general/heldout": ("general", "heldout", plan.n_general_heldout),
-        "sea/train": ("sea", "train", plan.n_sea),
-        "sea/heldout": ("sea", "heldout", plan.n_heldout),
-    }
+    out = {k: v for k, v in data_folders(SMOKE if smoke else BuildPlan()).items() if k in FOLDERS}
     if smoke:
         for rel, n in SMOKE_HELDOUT.items():
             out[rel] = (*out[rel][:2], n)
