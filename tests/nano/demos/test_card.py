@@ -12,7 +12,7 @@ CARD = "# nano\n\nintro\n\n## Held-out accuracy\n\ntable\n\nLicence: Apache-2.0.
 
 def _result(score: float) -> dict:
     return {"finding": f"Merged keeps {score}.", "table": f"| a |\n|---|\n| {score} |",
-            "command": "sealion-vl nano demo merge WORK", "seconds": 600}  # fmt: skip
+            "command": "sealion-vl nano demo merge /tmp/w", "minutes": 10}  # fmt: skip
 
 
 def test_blocks_are_inserted_once_and_replaced_in_place(tmp_path):
@@ -27,7 +27,7 @@ def test_blocks_are_inserted_once_and_replaced_in_place(tmp_path):
     assert text.index("## Held-out accuracy") < text.index(HEADING)
     assert text.index("demo:merge") < text.index("demo:rl") < text.index("Licence:")
     assert text.rstrip().endswith("Licence: Apache-2.0.")
-    assert "Reproduce: `sealion-vl nano demo merge WORK` (10 min" in text
+    assert "Reproduce: `sealion-vl nano demo merge WORK` (about 10 min" in text
 
 
 def test_rebuilt_card_keeps_the_demonstrations(tmp_path):

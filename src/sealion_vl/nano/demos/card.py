@@ -36,9 +36,14 @@ def block(name: str, result: dict) -> str:
     if result.get("finding"):
         lines += [result["finding"].strip(), ""]
     lines += [result["table"].strip(), ""]
-    minutes = result.get("seconds")
-    took = f" ({minutes / 60:.0f} min on the 2-core CPU machine)" if minutes else ""
-    lines += [f"Reproduce: `{result['command']}`{took}.", end]
+    command = f"sealion-vl nano demo {name} WORK" + (" --smoke" if result.get("smoke") else "")
+    minutes = result.get("minutes")
+    took = f" (about {minutes:.0f} min on a 2-core CPU)" if minutes else ""
+    lines += [
+        f"Reproduce: `{command}`{took}; the numbers, the eval folders and the "
+        f"`sealion-vl eval run` commands behind them land in `WORK/{name}.json`.",
+        end,
+    ]
     return "\n".join(lines)
 
 
