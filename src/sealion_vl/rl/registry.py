@@ -11,6 +11,7 @@ from sealion_vl.rl.rewards import (
     RewardFunc,
     RewardInputError,
     answer_tag_format,
+    exact_answer,
     ifeval_reward,
     json_schema_valid,
     mcq_letter_match,
@@ -23,6 +24,7 @@ REWARDS: dict[str, RewardFunc] = {
     "answer_tag": answer_tag_format,
     "json_schema": json_schema_valid,
     "mcq_letter": mcq_letter_match,
+    "exact": exact_answer,
 }
 
 

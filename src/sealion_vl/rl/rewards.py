@@ -392,3 +392,35 @@ def mcq_letter_match(
         got = chosen_label(completion_text(c), tag, label_list)
         out.append(1.0 if got is not None and got.casefold() == gold.casefold() else 0.0)
     return out
+
+
+# --- short-answer exact match
+
+_TRAILING = " \t\n.。।။!?！？"
+
+
+def short_answer(text: str) -> str:
+    """A reply's short answer as compared: its first line, outer spaces and sentence-final
+    punctuation removed, case-folded (``" Square.\\n..."`` -> ``"square"``). No Unicode
+    normalisation: a reply must spell the answer as the scorer compares it."""
+    first = text.strip().split("\n", 1)[0] if text.strip() else ""
+    return first.strip(_TRAILING).casefold()
+
+
+def exact_answer(prompts, completions, answer=None, **columns):
+    """1.0 where the reply's first line is the gold short answer (see :func:`short_answer`),
+    else 0.0: the exact-match rule of short-answer VQA (a colour, a shape, a fruit's name).
+
+    ``answer``: the gold answer per row (a string; a list of accepted strings or its JSON
+    form also works).
+    """
+    golds = _column({"answer": answer}, "answer", len(completions))
+    out = []
+    for i, (c, g) in enumerate(zip(completions, golds, strict=True)):
+        accepted = _maybe_json(g, "answer", i) if isinstance(g, str) and g[:1] == "[" else g
+        accepted = [accepted] if isinstance(accepted, str) else list(accepted or [])
+        keys = {short_answer(str(a)) for a in accepted} - {""}
+        if not keys:
+            raise RewardInputError(f"row {i}: empty gold answer {g!r}")
+        out.append(1.0 if short_answer(completion_text(c)) in keys else 0.0)
+    return out
