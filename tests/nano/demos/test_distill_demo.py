@@ -30,26 +30,33 @@ def test_both_arms_load_and_differ_from_one_init(smoke_run):
     work, result, _ = smoke_run
     root = work / "distill"
     init = _weights(root / "student-init")
-    arms = {arm: _weights(root / arm) for arm in demo.ARMS}
-    for arm in demo.ARMS:
+    arms = {arm: _weights(root / arm) for arm in demo.arms()}
+    for arm in demo.arms():
         chat = sealion_vl.load(root / arm, device="cpu")
         assert chat.model.config.text_config.hidden_size == demo.student_size(True).hidden
         assert arms[arm].keys() == init.keys()
         assert any(not torch.equal(arms[arm][k], init[k]) for k in init), f"{arm} never trained"
-    assert any(not torch.equal(arms["labels"][k], arms["distilled"][k]) for k in init)
-    # the arms' recipes differ only in alpha and the output folder
     recipes = {
-        arm: yaml.safe_load((root / arm / "distill.resolved.yaml").read_text()) for arm in demo.ARMS
+        arm: yaml.safe_load((root / arm / "distill.resolved.yaml").read_text())
+        for arm in demo.arms()
     }
-    diff = {k for k in recipes["labels"] if recipes["labels"][k] != recipes["distilled"][k]}
-    assert diff == {"alpha", "output_dir"}
-    assert recipes["labels"]["alpha"] == 0.0 and recipes["distilled"]["alpha"] > 0
-    assert recipes["labels"]["student"] == str(root / "student-init")
+    assert recipes["labels"]["alpha"] == 0.0 and recipes["labels"]["student"] == str(
+        root / "student-init"
+    )
+    for name, (alpha, temperature) in demo.CANDIDATES.items():
+        assert any(not torch.equal(arms["labels"][k], arms[name][k]) for k in init)
+        # a candidate's recipe differs from the labels arm's only in the loss's settings
+        diff = {k for k in recipes["labels"] if recipes["labels"][k] != recipes[name][k]}
+        allowed = {"alpha", "output_dir"}
+        if temperature != 1:
+            allowed |= {"temperature", "cache"}
+        assert diff <= allowed and "alpha" in diff
+        assert recipes[name]["alpha"] == alpha > 0
 
 
 def test_labels_arm_loss_is_label_cross_entropy_only(smoke_run):
     work, _, _ = smoke_run
-    for arm, alpha in demo.ARMS.items():
+    for arm, (alpha, _) in demo.arms().items():
         rows = [
             json.loads(line)
             for line in (work / "distill" / arm / "distill_metrics.jsonl").read_text().splitlines()
@@ -78,7 +85,8 @@ def test_saved_numbers_are_the_eval_runs(smoke_run):
     assert saved["heldout"] == result["heldout"]
     for split in ("val", "heldout"):
         block = result["validation" if split == "val" else "heldout"]
-        assert set(block) == {"labels", "distilled", "nano (teacher)"}
+        arms = [*demo.arms()] if split == "val" else ["labels", result["chosen"]]
+        assert set(block) == {*arms, "nano (teacher)"}
         for name, summary in block.items():
             out = work / "distill" / "eval" / f"{split}-{name.split(' ')[0]}"
             results = json.loads((out / "results.json").read_text())
@@ -93,8 +101,10 @@ def test_saved_numbers_are_the_eval_runs(smoke_run):
             seed = "" if split == "heldout" else f"-seed{demo.VALIDATION_SEED}"
             data = work / f"data{seed}"
             assert Path(config["data_dir"]) == data
+    chosen = result["chosen"]
+    assert chosen == max(demo.CANDIDATES, key=lambda m: result["validation"][m]["all"])
     assert result["gain"] == round(
-        result["heldout"]["distilled"]["all"] - result["heldout"]["labels"]["all"], 2
+        result["heldout"][chosen]["all"] - result["heldout"]["labels"]["all"], 2
     )
     for task in result["heldout"]["labels"]["by_task"]:
         assert f"| {task} (n=" in result["table"]
@@ -106,7 +116,7 @@ def test_rerun_reuses_cache_arms_and_evals(smoke_run):
     root = work / "distill"
     stamps = {
         p: p.stat().st_mtime_ns
-        for p in [root / "teacher-topk.bin", *(root / a / "model.safetensors" for a in demo.ARMS)]
+        for p in [root / "teacher-topk.bin", *(root / a / "model.safetensors" for a in demo.arms())]
     }
     logs: list[str] = []
     again = demo.run(work, smoke=True, progress=False, log=logs.append)
@@ -117,8 +127,44 @@ def test_rerun_reuses_cache_arms_and_evals(smoke_run):
 
 def test_finished_arm_with_another_recipe_is_refused(smoke_run):
     work, _, _ = smoke_run
-    recipe = demo.arm_recipe(work / "distill", "distilled", smoke=True)
-    assert demo.train_arm(recipe, progress=False)[0] == work / "distill" / "distilled"
+    recipe = demo.arm_recipe(work / "distill", "kd-0.5", smoke=True)
+    assert demo.train_arm(recipe, progress=False)[0] == work / "distill" / "kd-0.5"
     other = recipe.model_copy(update={"alpha": 0.9})
     with pytest.raises(SealionError, match="another recipe"):
         demo.train_arm(other, progress=False)
+
+
+def test_paired_difference_against_a_direct_count(smoke_run, tmp_path):
+    work, result, _ = smoke_run
+    evals = work / "distill" / "eval"
+    a, b = evals / "heldout-labels", evals / f"heldout-{result['chosen']}"
+    assert demo.paired(a, b) == result["paired"]["heldout"]
+    assert demo.paired(a, a) == {
+        "items": result["paired"]["heldout"]["items"],
+        "mean_diff": 0.0,
+        "ci95": [0.0, 0.0],
+        "better": 0,
+        "worse": 0,
+    }
+    # two hand-written runs: b gets one more accuracy item right and a caption 10 chrF higher
+    rows = [
+        ("nano_vqa", "en", "1", 0, 1),
+        ("nano_vqa", "en", "2", 1, 1),
+        ("nano_caption", "en", "3", 50.0, 60.0),
+        ("nano_mcq", "th", "4", 1, 0),
+    ]
+    for name, col in (("a", 3), ("b", 4)):
+        (tmp_path / name).mkdir()
+        lines = [
+            json.dumps({"task": t, "lang": lang, "id": i, "score": r[col]})
+            for r in rows
+            for t, lang, i in [r[:3]]
+        ]
+        (tmp_path / name / "items.jsonl").write_text("\n".join(lines) + "\n")
+    got = demo.paired(tmp_path / "a", tmp_path / "b")
+    assert got["items"] == 4 and got["better"] == 2 and got["worse"] == 1
+    assert got["mean_diff"] == round((100 + 0 + 10 - 100) / 4, 2)
+    assert got["ci95"][0] <= got["mean_diff"] <= got["ci95"][1]
+    (tmp_path / "b" / "items.jsonl").write_text(json.dumps({**json.loads(lines[0]), "id": "9"}))
+    with pytest.raises(SealionError, match="different items"):
+        demo.paired(tmp_path / "a", tmp_path / "b")

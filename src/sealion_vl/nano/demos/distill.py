@@ -3,22 +3,23 @@
 The story on nano (the v4.5 E2B card distils a large teacher into a small student): a
 student of half nano's width and depth, from random initialisation with nano's tokenizer,
 trained on a small transfer set of fresh SEA SFT items (the data-limited regime, where a
-teacher's full distributions add the most over one-hot labels). Two arms, identical but
-for the loss: ``labels`` (``alpha = 0``: cross-entropy on the reference replies) and
-``distilled`` (``alpha > 0``: forward KL to nano's cached top-64 distributions, mixed with
-the labels). Same init, data, order, steps, seed and learning rate.
+teacher's full distributions add the most over one-hot labels). Arms identical but for the
+loss: ``labels`` (``alpha = 0``: cross-entropy on the reference replies) and the distilled
+candidates of :data:`CANDIDATES` (``alpha > 0``: forward KL to nano's cached top-64
+distributions, mixed with the labels). Same init, data, order, steps, seed and learning rate.
 
 Steps (each reused when rerun):
 
-1. the student's initial checkpoint (:data:`STUDENT`, seed 0) and the transfer set
+1. the student's initial checkpoint (:func:`student_size`, seed 0) and the transfer set
    (``generate(part="sea", split="train", seed=TRANSFER_SEED)``: items nano never saw);
-2. nano's top-k cache over the transfer set (built once, read by the distilled arm; the
-   labels arm never reads the teacher's numbers: its loss has weight 0);
-3. both arms with :func:`sealion_vl.distill.distill` and the shipped recipe
-   ``distill/recipes/nano-distill.yaml`` (settings chosen on a validation split,
-   ``VALIDATION_SEED``, never on the held-out items reported);
-4. both arms (and nano, for reference) on the validation split, then once on the held-out
-   ``nano`` task folders (nano's card split: part sea, split heldout, seed 0).
+2. nano's top-k cache over the transfer set (built once; the labels arm's divergence is
+   computed but weighted 0, so its gradient is the labels' alone);
+3. every arm with :func:`sealion_vl.distill.distill` and the shipped recipe
+   ``distill/recipes/nano-distill.yaml``;
+4. **choose on a validation split** (``VALIDATION_SEED``; never the held-out items
+   reported): the candidate with the best overall score; then the labels arm, the chosen
+   arm and nano (for reference) once on the held-out ``nano`` task folders (nano's card
+   split: part sea, split heldout, seed 0), with a paired per-item comparison.
 """
 
 from __future__ import annotations
@@ -32,15 +33,24 @@ from pathlib import Path
 from sealion_vl.errors import SealionError
 from sealion_vl.nano.demos.common import data_dir, measure, save
 
-#: Arm name -> alpha (the weight of the distillation loss; 1 - alpha goes to the labels).
-ARMS = {"labels": 0.0, "distilled": 0.5}
+LABELS = "labels"  # the baseline arm: alpha = 0, cross-entropy on the reference replies
+#: Distilled arms: name -> (alpha, temperature). All are trained; the one with the best
+#: validation score is the one measured on the held-out items.
+CANDIDATES = {"kd-0.5": (0.5, 1.0), "kd-0.9": (0.9, 1.0)}
 TRANSFER_ITEMS = 4000  # ~83 optimizer steps an epoch: 1200 steps read each item ~14 times
 TRANSFER_SEED = 1  # nano's own training items are seed 0: the transfer set is new to nano
 VALIDATION_SEED = 7  # the reported held-out split is seed 0
 STUDENT_SEED = 0
-CHECKPOINT_KEYS = ("save_every", "keep_checkpoints", "log_every")
+#: Keys of a resolved recipe that do not change the trained weights.
+NOT_WEIGHTS = ("output_dir", "save_every", "keep_checkpoints", "log_every")
 SMOKE_ITEMS, SMOKE_STEPS, SMOKE_LIMIT = 24, 3, 2
 SMOKE_LANGS = ["en", "th"]  # the smoke run checks the pipeline, on two scripts
+BOOTSTRAP = 2000
+
+
+def arms() -> dict[str, tuple[float, float]]:
+    """Every trained arm: name -> (alpha, temperature); the labels arm first."""
+    return {LABELS: (0.0, 1.0), **CANDIDATES}
 
 
 def student_size(smoke: bool = False):
@@ -88,15 +98,19 @@ def transfer_set(folder: Path, smoke: bool = False, progress: bool = True) -> Pa
 
 def arm_recipe(root: Path, arm: str, *, smoke: bool = False):
     """The :class:`~sealion_vl.distill.DistillRecipe` of ``arm``: the shipped recipe with the
-    demo's folders, and only ``alpha`` differing between the arms."""
+    demo's folders; arms differ only in ``alpha`` (and ``temperature``, whose teacher cache
+    is its own file)."""
     from sealion_vl.distill import load_distill_recipe
 
+    alpha, temperature = arms()[arm]
+    cache = "teacher-topk.bin" if temperature == 1.0 else f"teacher-topk-T{temperature:g}.bin"
     over = {
         "student": str(root / "student-init"),
         "data.train": str(root / "train" / "sft.jsonl"),
         "output_dir": str(root / arm),
-        "cache": str(root / "teacher-topk.bin"),
-        "alpha": ARMS[arm],
+        "cache": str(root / cache),
+        "alpha": alpha,
+        "temperature": temperature,
     }
     if smoke:
         over.update({"max_steps": SMOKE_STEPS, "save_every": 2, "optim.warmup_steps": 1})
@@ -107,8 +121,8 @@ def arm_recipe(root: Path, arm: str, *, smoke: bool = False):
 def train_arm(recipe, *, progress: bool = True) -> tuple[Path, float]:
     """Train one arm (resuming a killed run); returns ``(checkpoint, training seconds)``.
 
-    A finished arm (``DONE``) is reused only if its saved recipe is this one (checkpointing
-    keys aside: how often a run saves does not change its weights).
+    A finished arm (``DONE``) is reused only if its saved recipe is this one (apart from
+    :data:`NOT_WEIGHTS`: where and how often a run saves does not change its weights).
     """
     import yaml
 
@@ -135,14 +149,18 @@ def train_arm(recipe, *, progress: bool = True) -> tuple[Path, float]:
 
 def _weights_settings(resolved: dict) -> dict:
     """A resolved recipe without the keys that only say how often to save or log."""
-    return {k: v for k, v in resolved.items() if k not in CHECKPOINT_KEYS}
+    return {k: v for k, v in resolved.items() if k not in NOT_WEIGHTS}
 
 
-def _train_seconds(out: Path) -> float:
+def _train_seconds(out: Path) -> float | None:
+    """The arm's training wall time: the demo's own record, else the training log's clock
+    (``metrics.jsonl``, seconds since the run's first step), else unknown."""
     path = out / "demo_seconds.json"
     if path.is_file():
         return float(json.loads(path.read_text(encoding="utf-8"))["seconds"])
-    return float("nan")
+    log = out / "metrics.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    return float(json.loads(lines[-1])["elapsed_s"]) if lines else None
 
 
 def n_params(folder: Path) -> int:
@@ -161,6 +179,46 @@ def n_params(folder: Path) -> int:
     return total
 
 
+def paired(a: Path, b: Path, *, seed: int = 0) -> dict:
+    """Item by item, eval run ``b`` minus eval run ``a`` (same items, same order of tasks).
+
+    Why: the headline mixes corpus-level metrics (normalised accuracy, chrF++) whose noise is
+    hard to read off; per item, both arms answered the same prompt, so the paired difference
+    and a bootstrap over items say whether a gap is more than which items were drawn.
+    Item scores are put on 0-100 (accuracy items 0 or 100, captions their sentence chrF++).
+
+    Returns:
+        ``{"items", "mean_diff", "ci95": [lo, hi], "better", "worse"}`` (items where b scored
+        higher / lower than a).
+    """
+    import random
+
+    def scores(run: Path) -> dict:
+        out = {}
+        with open(run / "items.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                r = json.loads(line)
+                scale = 1.0 if r["task"] == "nano_caption" else 100.0
+                out[(r["task"], r["lang"], r["id"])] = float(r["score"] or 0.0) * scale
+        return out
+
+    sa, sb = scores(a), scores(b)
+    if set(sa) != set(sb):
+        raise SealionError(f"eval runs {a} and {b} scored different items; cannot pair them")
+    diffs = [sb[k] - sa[k] for k in sorted(sa)]
+    n = len(diffs)
+    rng = random.Random(seed)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(BOOTSTRAP))
+    lo, hi = means[int(0.025 * BOOTSTRAP)], means[int(0.975 * BOOTSTRAP) - 1]
+    return {
+        "items": n,
+        "mean_diff": round(sum(diffs) / n, 2),
+        "ci95": [round(lo, 2), round(hi, 2)],
+        "better": sum(d > 0 for d in diffs),
+        "worse": sum(d < 0 for d in diffs),
+    }
+
+
 def run(work: Path, *, smoke: bool = False, progress: bool = True, log=print) -> dict:
     """The whole distillation demonstration into ``work``; returns (and saves) its numbers."""
     from sealion_vl.runtime.load import resolve
@@ -176,20 +234,20 @@ def run(work: Path, *, smoke: bool = False, progress: bool = True, log=print) ->
     val = data_dir(work, "sea/heldout", smoke=smoke, progress=progress, seed=VALIDATION_SEED)
     limit, langs = (SMOKE_LIMIT, SMOKE_LANGS) if smoke else (None, None)
 
-    recipes = {arm: arm_recipe(root, arm, smoke=smoke) for arm in ARMS}
-    trained, seconds = {}, {}
+    recipes = {arm: arm_recipe(root, arm, smoke=smoke) for arm in arms()}
+    models, seconds = {}, {}
     for arm, recipe in recipes.items():
-        log(f"[distill] training arm {arm!r} (alpha {recipe.alpha}, {recipe.max_steps} steps)")
-        trained[arm], seconds[arm] = train_arm(recipe, progress=progress)
-        log(f"[distill] {arm}: {seconds[arm]:.0f} s")
-    teacher = Path(resolve("nano")[0])
-    models = {**trained, "nano (teacher)": teacher}
+        log(f"[distill] arm {arm!r}: alpha {recipe.alpha}, T {recipe.temperature}")
+        models[arm], seconds[arm] = train_arm(recipe, progress=progress)
+        log(f"[distill] {arm}: trained in {seconds[arm]} s")
+    teacher = "nano (teacher)"
+    models[teacher] = Path(resolve("nano")[0])
     evals = root / "eval"
 
-    def score(split: str, folder: Path) -> dict:
+    def score(split: str, folder: Path, names: list[str]) -> dict:
         return {
             name: measure(
-                model,
+                models[name],
                 ["nano"],
                 evals / f"{split}-{_slug(name)}",
                 data=folder,
@@ -197,36 +255,44 @@ def run(work: Path, *, smoke: bool = False, progress: bool = True, log=print) ->
                 langs=langs,
                 progress=progress,
             )
-            for name, model in models.items()
+            for name in names
         }
 
-    log(f"[distill] validation split (seed {VALIDATION_SEED})")
-    validation = score("val", val)
-    log("[distill] held-out nano tasks (measured once)")
-    heldout = score("heldout", data)
-    r = recipes["distilled"]
+    log(f"[distill] validation split (seed {VALIDATION_SEED}): every arm")
+    validation = score("val", val, list(models))
+    chosen = max(CANDIDATES, key=lambda name: validation[name]["all"])
+    log(f"[distill] chosen on validation: {chosen}; held-out nano tasks, measured once")
+    heldout = score("heldout", data, [LABELS, chosen, teacher])
+    r = recipes[chosen]
     result = {
         "demo": "distill",
         "smoke": smoke,
+        "chosen": chosen,
+        "selection_rule": f"best validation 'all' among {list(CANDIDATES)} (seed "
+        f"{VALIDATION_SEED}, {limit or 'all'} items per task and language)",
         "settings": {
             "recipe": str(recipe_file()),
-            "arms_alpha": ARMS,
+            "arms": {arm: {"alpha": a, "temperature": t} for arm, (a, t) in arms().items()},
             "loss": r.loss,
-            "temperature": r.temperature,
             "k": r.k,
             "steps": r.max_steps,
             "lr": r.optim.lr,
             "seed": r.seed,
             "transfer_items": SMOKE_ITEMS if smoke else TRANSFER_ITEMS,
             "transfer_seed": TRANSFER_SEED,
-            "validation_seed": VALIDATION_SEED,
-            "student_params": n_params(trained["labels"]),
-            "teacher_params": n_params(teacher),
+            "student_params": n_params(models[LABELS]),
+            "teacher_params": n_params(models[teacher]),
         },
         "train_seconds": seconds,
         "validation": validation,
         "heldout": heldout,
-        "gain": round(heldout["distilled"]["all"] - heldout["labels"]["all"], 2),
+        "gain": round(heldout[chosen]["all"] - heldout[LABELS]["all"], 2),
+        "paired": {
+            "validation": {
+                name: paired(evals / f"val-{LABELS}", evals / f"val-{name}") for name in CANDIDATES
+            },
+            "heldout": paired(evals / f"heldout-{LABELS}", evals / f"heldout-{chosen}"),
+        },
         "seconds": round(time.perf_counter() - t0, 1),
         "command": f"sealion-vl nano demo distill {work}" + (" --smoke" if smoke else ""),
     }
@@ -240,12 +306,17 @@ def _slug(name: str) -> str:
 
 
 def table(result: dict) -> str:
-    """Markdown rows for nano's card: held-out headline per task, then per language."""
+    """Markdown rows for nano's card: held-out headline per task, per language, overall."""
     h = result["heldout"]
     names = list(h)
+    arms_ = result["settings"]["arms"]
+    titles = [
+        f"{m} (alpha {arms_[m]['alpha']:g}, T {arms_[m]['temperature']:g})" if m in arms_ else m
+        for m in names
+    ]
     n = h[names[0]]["n"]
-    head = "| | " + " | ".join(names) + " |"
-    rows = [head, "|---" * (len(names) + 1) + "|"]
+    rows = ["| held-out (headline) | " + " | ".join(titles) + " |"]
+    rows.append("|---" * (len(names) + 1) + "|")
     for task in h[names[0]]["by_task"]:
         cells = []
         for name in names:
