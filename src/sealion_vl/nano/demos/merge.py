@@ -191,11 +191,12 @@ def table(result: dict, arms: list[str]) -> str:
 
 
 def finding(result: dict, arms: list[str]) -> str:
-    """One honest paragraph with the numbers: English kept, SEA gain kept."""
+    """One honest paragraph with the numbers: English kept, SEA gain kept, and what the
+    validation split said."""
     g, s, m = (result["heldout"][a] for a in arms)
     drop = g["english"] - m["english"]
     side = f"{drop:.2f} points below" if drop >= 0 else f"{-drop:.2f} points above"
-    return (
+    text = (
         f"The merge chosen on validation ({result['chosen']}, base = the general model) "
         f"scores {m['english']:.2f} on the English shape scenes, {side} the general model "
         f"({g['english']:.2f}; nano itself: {s['english']:.2f}), and keeps "
@@ -203,3 +204,18 @@ def finding(result: dict, arms: list[str]) -> str:
         f"{s['sea']:.2f} for nano and {g['sea']:.2f} for the general model). Rule: "
         f"{result['selection_rule']}."
     )
+    val = dict(result["validation"])
+    general = val.pop("general")
+    if val and not any(v["english"] >= general["english"] - ENGLISH_SLACK for v in val.values()):
+        best = max(val, key=lambda n: val[n]["english"])
+        text += (
+            f" On validation no candidate came within {ENGLISH_SLACK:g} points of the general "
+            f"model's English ({general['english']:.1f}; best {best} {val[best]['english']:.1f}),"
+            " so the fallback chose."
+        )
+    if abs(m["english"] - s["english"]) < 1.0:
+        text += (
+            " The merge's English is nano's own: on nano, merging keeps the general model's "
+            "English within a few points but does not restore what SEA training cost."
+        )
+    return text
