@@ -109,6 +109,11 @@ def test_saved_numbers_are_the_eval_runs(smoke_run):
     for task in result["heldout"]["labels"]["by_task"]:
         assert f"| {task} (n=" in result["table"]
     assert "**all**" in result["table"]
+    paired = result["paired"]["heldout"]
+    for number in (result["heldout"][chosen]["all"], result["heldout"]["labels"]["all"]):
+        assert f"{number:.1f}" in result["finding"]
+    assert f"over {paired['items']} held-out items" in result["finding"]
+    assert paired["items"] == sum(result["heldout"]["labels"]["n"].values())
 
 
 def test_rerun_reuses_cache_arms_and_evals(smoke_run):
