@@ -1,0 +1,106 @@
+"""``sealion-vl nano demo rl --smoke``: the whole RL demonstration on tiny sizes, through the
+CLI; its saved numbers are the eval runner's, its model is nano changed where GRPO trains."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from sealion_vl.cli import app
+from sealion_vl.nano.demos.rl import SMOKE, TRAIN_SEED
+from sealion_vl.runtime.load import resolve
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("rl-demo")
+    r = CliRunner().invoke(app, ["nano", "demo", "rl", str(work), "--smoke", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    return work, r.output
+
+
+def _items(folder) -> list[dict]:
+    return [json.loads(x) for x in (folder / "items.jsonl").read_text().splitlines() if x]
+
+
+def test_saved_numbers_are_the_eval_runs(demo):
+    work, output = demo
+    result = json.loads((work / "rl.json").read_text())
+    assert result["table"] in output
+    for arm, tag in (("nano", "nano"), ("nano + GRPO", "rl")):
+        for split, prefix in (("heldout", "heldout"), ("validation", "val")):
+            got = result[split][arm]
+            folder = work / "eval" / f"{prefix}-{tag}-mcq"
+            res = json.loads((folder / "results.json").read_text())
+            langs = [x for x in res if x != "total"]
+            assert len(langs) == 8
+            heads = [res[x]["nano"]["nano_mcq"]["normalized_accuracy"] for x in langs]
+            assert got["headline"] == pytest.approx(sum(heads) / 8, abs=0.01)
+            items = _items(folder)  # raw accuracy: the plain share of items scored right
+            assert got["raw"]["n"] == len(items) == 8 * SMOKE["limit"]
+            raw = 100 * sum(i["score"] for i in items) / len(items)
+            assert got["raw"]["all"] == pytest.approx(raw, abs=0.01)
+            model = "nano" if tag == "nano" else str(work / "rl-model")
+            assert got["command"].startswith(f"sealion-vl eval run --model {model} ")
+    held = result["heldout"]
+    gain = held["nano + GRPO"]["headline"] - held["nano"]["headline"]
+    assert result["gain"] == pytest.approx(gain, abs=0.01)
+    for arm in ("nano", "nano + GRPO"):  # the all-task check covers every nano task
+        assert set(result["check"][arm]["by_task"]) >= {"nano_mcq", "nano_vqa", "nano_marvl"}
+
+
+def test_validation_and_training_items_are_not_the_reported_ones(demo):
+    work, _ = demo
+    held = json.loads((work / "data/sea/heldout/synth.json").read_text())
+    val = json.loads((work / "data-seed1/sea/heldout/synth.json").read_text())
+    train = json.loads((work / "rl-prompts/synth.json").read_text())
+    assert (held["seed"], val["seed"]) == (0, 1)
+    assert (train["split"], train["seed"], train["kinds"]) == ("train", TRAIN_SEED, ["mcq"])
+
+    def digests(folder):
+        return {hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("images/*.png")}
+
+    assert not digests(work / "rl-prompts") & digests(work / "data/sea/heldout")
+    rows = [json.loads(x) for x in (work / "rl-prompts/prompts.jsonl").read_text().splitlines()]
+    sft = [json.loads(x) for x in (work / "rl-prompts/sft.jsonl").read_text().splitlines()]
+    assert len(rows) == SMOKE["n_train"]
+    for row, rec in zip(rows, sft, strict=True):  # the gold letter is the gold reply's
+        assert rec["messages"][-1]["content"].endswith(f"{row['answer_tag']} {row['letter']}")
+        assert (work / "rl-prompts" / row["images"][0]).is_file()
+
+
+def test_rl_model_loads_and_differs_from_nano_where_trained(demo):
+    import sealion_vl
+
+    work, _ = demo
+    model = work / "rl-model"
+    assert (model / "DONE").is_file()
+    report = json.loads((model / "rl_report.json").read_text())
+    assert report["steps"] == SMOKE["grpo"]["max_steps"]
+    reply = sealion_vl.load(str(model), device="cpu").chat("Hi", max_new_tokens=4)
+    assert isinstance(reply.text, str)
+    nano = load_file(f"{resolve('nano')[0]}/model.safetensors")
+    rl = load_file(model / "model.safetensors")
+    assert set(rl) == set(nano)
+    changed = {k for k in nano if not rl[k].float().equal(nano[k].float())}
+    metrics = [json.loads(x) for x in (model / "metrics.jsonl").read_text().splitlines() if x]
+    learned = any(m.get("frac_reward_zero_std", 1.0) < 1.0 for m in metrics)
+    assert learned  # some group's samples disagreed (at temperature 1.5 on 8 prompts)
+    assert any("language_model" in k for k in changed)
+    assert not any("vision_tower" in k for k in changed)  # freeze.vision
+
+
+def test_rerun_reuses_the_trained_model(demo):
+    work, _ = demo
+    weights = work / "rl-model" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    first = json.loads((work / "rl.json").read_text())
+    r = CliRunner().invoke(app, ["nano", "demo", "rl", str(work), "--smoke", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert weights.stat().st_mtime_ns == before
+    again = json.loads((work / "rl.json").read_text())
+    assert again["heldout"] == first["heldout"] and again["check"] == first["check"]
