@@ -156,9 +156,11 @@ def test_card_lists_weak_tasks_with_their_numbers_or_says_none(tmp_path):
 def test_shipped_card_is_its_eval_json_rendered(tmp_path):
     # the card's prose and numbers come only from eval.json: no hand edits to drift apart
     from sealion_vl.nano.card import write_card
+    from sealion_vl.nano.demos.card import SAVED, apply_saved
 
     result = json.loads((SHIPPED / "eval.json").read_text())
     write_card(tmp_path / "README.md", result)
+    apply_saved(tmp_path / "README.md", SHIPPED / SAVED)  # the demonstrations' saved blocks
     card = (tmp_path / "README.md").read_text()
     assert card == (SHIPPED / "README.md").read_text()
     for build in result.get("other_builds", []):  # every timed build of these weights

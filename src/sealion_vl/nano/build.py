@@ -197,7 +197,7 @@ def build_nano(
 def _ship(src: Path, out: Path, result: dict) -> None:
     """Copy the final checkpoint (not the training state) and write eval.json + card."""
     from sealion_vl.nano.card import write_card
-    from sealion_vl.nano.demos.card import carry_over
+    from sealion_vl.nano.demos.card import SAVED, apply_saved
 
     keep = {
         "config.json",
@@ -219,8 +219,10 @@ def _ship(src: Path, out: Path, result: dict) -> None:
             shutil.copy2(f, tmp / f.name)
     (tmp / "eval.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
     write_card(tmp / "README.md", result)
-    # keep the demonstrations' numbers (written by `nano demo --card`) across rebuilds
-    carry_over(out / "README.md", tmp / "README.md")
+    # keep the demonstrations' numbers (saved by `nano demo --card`) across rebuilds
+    if (out / SAVED).is_file():
+        shutil.copy2(out / SAVED, tmp / SAVED)
+        apply_saved(tmp / "README.md", tmp / SAVED)
     for f in tmp.iterdir():
         f.replace(out / f.name)
     tmp.rmdir()

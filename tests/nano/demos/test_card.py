@@ -3,9 +3,11 @@ on a rerun, and carried over when ``nano build`` rewrites the card."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from sealion_vl.nano.demos.card import HEADING, carry_over, update_card
+from sealion_vl.nano.demos.card import HEADING, SAVED, apply_saved, update_card
 
 CARD = "# nano\n\nintro\n\n## Held-out accuracy\n\ntable\n\nLicence: Apache-2.0.\n"
 
@@ -30,17 +32,21 @@ def test_blocks_are_inserted_once_and_replaced_in_place(tmp_path):
     assert "Reproduce: `sealion-vl nano demo merge WORK` (about 10 min" in text
 
 
-def test_rebuilt_card_keeps_the_demonstrations(tmp_path):
-    old, new = tmp_path / "old.md", tmp_path / "new.md"
-    old.write_text(CARD)
-    update_card(old, "distill", _result(4.0))
-    new.write_text(CARD.replace("table", "new numbers"))
-    carry_over(old, new)
-    text = new.read_text()
-    assert "new numbers" in text and "Merged keeps 4.0." in text
-    assert text.index(HEADING) < text.index("Licence:")
-    carry_over(old, new)  # idempotent
-    assert new.read_text().count(HEADING) == 1
+def test_saved_blocks_rebuild_the_same_card(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text(CARD)
+    update_card(card, "distill", {**_result(4.0), "extra": "not shown, not saved"})
+    update_card(card, "merge", _result(5.0))
+    saved = json.loads((tmp_path / SAVED).read_text())
+    assert list(saved) == ["distill", "merge"] and "extra" not in saved["distill"]
+    fresh = tmp_path / "fresh" / "README.md"  # what `nano build` writes, then re-applies
+    fresh.parent.mkdir()
+    fresh.write_text(CARD)
+    apply_saved(fresh, tmp_path / SAVED)
+    assert fresh.read_text() == card.read_text()
+    assert not (fresh.parent / SAVED).exists()  # re-applying does not save again
+    apply_saved(fresh, tmp_path / "none.json")  # nothing saved: unchanged
+    assert fresh.read_text() == card.read_text()
 
 
 def test_missing_card_is_an_error(tmp_path):

@@ -2,16 +2,23 @@
 
 Why a marked block: the card is written by ``nano build`` (its own numbers), the
 demonstrations by ``nano demo ... --card CARD``. Each demo owns one block between HTML
-comment markers, replaced in place when the demo is rerun; ``nano build`` carries the blocks
-over when it rewrites the card (:func:`carry_over`), so neither job erases the other's
-numbers.
+comment markers, replaced in place when the demo is rerun. What a block shows is also saved
+beside the card (``demos.json``: finding, table, flags), so the card stays a pure rendering
+of saved results: ``nano build`` re-applies the saved blocks when it rewrites the card
+(:func:`apply_saved`), and a test re-renders the shipped card from ``eval.json`` plus
+``demos.json``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
+
+SAVED = "demos.json"
+#: The result keys a block shows (all that is saved beside the card).
+SHOWN = ("finding", "table", "smoke", "minutes")
 
 HEADING = "## The adapt recipe on nano (merge, distil, RL)"
 INTRO = (
@@ -47,11 +54,17 @@ def block(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def update_card(card: Path, name: str, result: dict) -> Path:
-    """Put (or replace) demo ``name``'s block in ``card``; written atomically."""
+def update_card(card: Path, name: str, result: dict, *, save: bool = True) -> Path:
+    """Put (or replace) demo ``name``'s block in ``card``, and (``save``) what it shows in
+    ``demos.json`` beside it; both written atomically."""
     card = Path(card)
     if not card.is_file():
         raise FileNotFoundError(f"no model card at {card}")
+    if save:
+        saved_path = card.with_name(SAVED)
+        saved = json.loads(saved_path.read_text(encoding="utf-8")) if saved_path.is_file() else {}
+        saved[name] = {k: result[k] for k in SHOWN if k in result}
+        _write(saved_path, json.dumps(saved, indent=1, ensure_ascii=False) + "\n")
     text = card.read_text(encoding="utf-8")
     new = block(name, result)
     start, end = _markers(name)
@@ -67,10 +80,14 @@ def update_card(card: Path, name: str, result: dict) -> Path:
         lic = text.find("\nLicence:", head)
         cut = min(x for x in (nxt, lic, len(text)) if x != -1)
         text = text[:cut].rstrip("\n") + "\n\n" + new + "\n" + text[cut:]
-    tmp = card.with_name(f".{card.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, card)
+    _write(card, text)
     return card
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _before_licence(text: str, section: str) -> str:
@@ -80,18 +97,9 @@ def _before_licence(text: str, section: str) -> str:
     return text[:at].rstrip("\n") + "\n\n" + section + text[at:]
 
 
-def carry_over(old_card: Path, new_card: Path) -> None:
-    """Copy the demonstrations' section of ``old_card`` (if any) into ``new_card``."""
-    if not Path(old_card).is_file():
+def apply_saved(card: Path, saved: Path) -> None:
+    """Re-apply the blocks saved in ``saved`` (a ``demos.json``) to ``card``, in order."""
+    if not Path(saved).is_file():
         return
-    old = Path(old_card).read_text(encoding="utf-8")
-    if HEADING not in old:
-        return
-    start = old.index(HEADING)
-    lic = old.find("\nLicence:", start)
-    nxt = old.find("\n## ", start + len(HEADING))
-    end = min(x for x in (nxt, lic, len(old)) if x != -1)
-    section = old[start:end].strip("\n") + "\n"
-    text = Path(new_card).read_text(encoding="utf-8")
-    if HEADING not in text:
-        Path(new_card).write_text(_before_licence(text, section), encoding="utf-8")
+    for name, shown in json.loads(Path(saved).read_text(encoding="utf-8")).items():
+        update_card(card, name, shown, save=False)
