@@ -21,6 +21,11 @@ Steps (each reused when rerun):
 4. **measure** nano and the RL model on the held-out ``nano_mcq`` task (the card's split,
    seed 0, all eight languages, every item) and on validation, and the RL model on every
    nano task (``--limit 25``) to show the other skills did not collapse.
+
+Measured (the real run, 10.4 min): held-out nano_mcq 62.21 -> 58.33 (normalised accuracy),
+70.83% -> 68.75% raw, so this GRPO does **not** raise the reward on held-out prompts; the
+recipe's header lists the settings tried on validation and why (nano's MCQ errors are the
+word-to-letter lookup, which GRPO fits on prompts it sees but does not generalise here).
 """
 
 from __future__ import annotations
