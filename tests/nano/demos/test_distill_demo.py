@@ -173,3 +173,29 @@ def test_paired_difference_against_a_direct_count(smoke_run, tmp_path):
     (tmp_path / "b" / "items.jsonl").write_text(json.dumps({**json.loads(lines[0]), "id": "9"}))
     with pytest.raises(SealionError, match="different items"):
         demo.paired(tmp_path / "a", tmp_path / "b")
+
+
+def test_headline_interval_rescores_the_eval_runs(smoke_run):
+    from sealion_vl.nano.demos.common import _cell_headline, headline_bootstrap
+
+    work, result, _ = smoke_run
+    evals = work / "distill" / "eval"
+    chosen, held = result["chosen"], result["heldout"]
+    ci = result["headline_ci"]["heldout"]
+    # the observed gap is the eval runner's own headline gap, rescored cell by cell
+    assert ci["diff"] == pytest.approx(held[chosen]["all"] - held[demo.LABELS]["all"], abs=0.02)
+    assert ci["ci95"][0] <= ci["diff"] <= ci["ci95"][1] and ci["resamples"] == 50
+    for run in (f"heldout-{demo.LABELS}", f"heldout-{chosen}"):
+        results = json.loads((evals / run / "results.json").read_text())
+        headline = json.loads((evals / run / "headline.json").read_text())
+        cells: dict = {}
+        for line in (evals / run / "items.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            cells.setdefault((row["task"], row["lang"]), []).append(row)
+        for (task, lang), rows in cells.items():
+            want = results[lang]["nano"][task][headline[task]]
+            assert _cell_headline(task, rows) == pytest.approx(want, abs=1e-6), (task, lang)
+    same = headline_bootstrap(evals / run, evals / run, resamples=20)
+    assert same["diff"] == 0 and same["ci95"] == [0, 0] and same["share_b_better"] == 0
+    with pytest.raises(ValueError, match="different items"):
+        headline_bootstrap(evals / run, evals / f"val-{chosen}", resamples=2)

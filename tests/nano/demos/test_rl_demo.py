@@ -104,3 +104,24 @@ def test_rerun_reuses_the_trained_model(demo):
     assert weights.stat().st_mtime_ns == before
     again = json.loads((work / "rl.json").read_text())
     assert again["heldout"] == first["heldout"] and again["check"] == first["check"]
+
+
+def test_sampled_reward_is_the_mean_over_sampled_runs(demo):
+    work, _ = demo
+    result = json.loads((work / "rl.json").read_text())
+    for split in ("heldout", "validation"):
+        for arm, tag in (("nano", "nano"), ("nano + GRPO", "rl")):
+            got = result["sampled"][split][arm]
+            folder = work / "eval" / f"{split}-{tag}-mcq-sampled"
+            rows = _items(folder)
+            assert len({r["run"] for r in rows}) == got["runs"] == 2
+            assert len(rows) == 2 * 8 * SMOKE["limit"] == got["reward"]["n"]
+            mean = 100 * sum(r["score"] for r in rows) / len(rows)
+            assert got["reward"]["all"] == pytest.approx(mean, abs=0.01)
+            config = json.loads((folder / "config.json").read_text())
+            assert config["generation"]["temperature"] == SMOKE["grpo"]["temperature"]
+            assert f"--temperature {SMOKE['grpo']['temperature']}" in got["command"]
+    held = result["sampled"]["heldout"]
+    gain = held["nano + GRPO"]["reward"]["all"] - held["nano"]["reward"]["all"]
+    assert result["gain_sampled_reward"] == pytest.approx(gain, abs=0.01)
+    assert "mean reward, sampled" in result["table"] and result["finding"]

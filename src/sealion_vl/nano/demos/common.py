@@ -64,7 +64,17 @@ def data_dir(
     return root
 
 
-def eval_command(model, tasks: list[str], out: Path, *, data: Path, limit=None, langs=None) -> str:
+def eval_command(
+    model,
+    tasks: list[str],
+    out: Path,
+    *,
+    data: Path,
+    limit=None,
+    langs=None,
+    runs: int = 1,
+    temperature: float | None = None,
+) -> str:
     """The ``sealion-vl eval run`` command line that :func:`measure` runs."""
     args = [
         "sealion-vl",
@@ -75,7 +85,7 @@ def eval_command(model, tasks: list[str], out: Path, *, data: Path, limit=None, 
         "--tasks",
         ",".join(tasks),
         "--runs",
-        "1",
+        str(runs),
         "--data-dir",
         str(data),
         "--out",
@@ -85,6 +95,8 @@ def eval_command(model, tasks: list[str], out: Path, *, data: Path, limit=None, 
         args += ["--limit", str(limit)]
     if langs:
         args += ["--langs", ",".join(langs)]
+    if temperature is not None:
+        args += ["--temperature", str(temperature)]
     return shlex.join(args)
 
 
@@ -97,8 +109,11 @@ def measure(
     limit: int | None = None,
     langs: list[str] | None = None,
     progress: bool = True,
+    runs: int = 1,
+    temperature: float | None = None,
 ) -> dict:
-    """Evaluate ``model`` on ``tasks`` with the eval runner, one greedy run, into ``out``.
+    """Evaluate ``model`` on ``tasks`` with the eval runner into ``out``: one greedy run, or
+    ``runs`` runs (SEA-HELM's seeds) sampled at ``temperature``, scores averaged over runs.
 
     Returns:
         ``{"command", "by_task": {task: {lang: headline}}, "by_lang": {lang: total},
@@ -111,10 +126,11 @@ def measure(
         model=str(model),
         tasks=tasks,
         out=Path(out),
-        runs=1,
+        runs=runs,
         limit=limit,
         langs=langs,
         data_dir=Path(data),
+        generation={} if temperature is None else {"temperature": temperature},
     )
     results = run_eval(cfg, progress=progress)
     headline = json.loads((Path(out) / "headline.json").read_text(encoding="utf-8"))
@@ -133,7 +149,16 @@ def measure(
     n = _item_counts(Path(out))
     sea = [v for k, v in by_lang.items() if k != "en"]
     summary = {
-        "command": eval_command(model, tasks, out, data=data, limit=limit, langs=langs),
+        "command": eval_command(
+            model,
+            tasks,
+            out,
+            data=data,
+            limit=limit,
+            langs=langs,
+            runs=runs,
+            temperature=temperature,
+        ),  # fmt: skip
         "by_task": by_task,
         "by_lang": by_lang,
         "all": round(sum(by_lang.values()) / len(by_lang), 2),
@@ -144,6 +169,27 @@ def measure(
     if sea:
         summary["sea"] = round(sum(sea) / len(sea), 2)
     return summary
+
+
+def mean_item_score(out: Path, task: str) -> dict:
+    """The mean per-item score of ``task`` over every run and item of an eval folder (for a
+    0/1 rule: the share correct, i.e. the mean reward), ``{"by_lang", "all", "n"}``; in %
+    for 0/1 scores."""
+    sums: dict[str, list[float]] = {}
+    with open(Path(out) / "items.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line) if line.strip() else None
+            if row and row["task"] == task and row["score"] is not None:
+                sums.setdefault(row["lang"], []).append(float(row["score"]))
+    if not sums:
+        raise ValueError(f"{out}: no scored items of task {task!r}")
+    scale = 100.0 if all(v in (0.0, 1.0) for xs in sums.values() for v in xs) else 1.0
+    every = [v for xs in sums.values() for v in xs]
+    return {
+        "by_lang": {k: round(scale * sum(v) / len(v), 2) for k, v in sums.items()},
+        "all": round(scale * sum(every) / len(every), 2),
+        "n": len(every),
+    }
 
 
 def _item_counts(out: Path) -> dict[str, int]:
@@ -165,3 +211,77 @@ def save(work: Path, name: str, result: dict) -> Path:
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _cell_headline(task: str, rows: list[dict]) -> float:
+    """The headline of one nano task and language from its items.jsonl rows, as
+    ``nano_common`` scores it: normalised balanced accuracy (choice tasks), corpus chrF++
+    (captions) or the share correct."""
+    if task in ("nano_mcq", "nano_lookup", "nano_marvl", "nano_general_mcq", "nano_general_lookup"):
+        golds = [str(r["gold"]) for r in rows]
+        classes = sorted(set(golds))
+        recalls = []
+        for c in classes:
+            mine = [r for r, g in zip(rows, golds, strict=True) if g == c]
+            recalls.append(sum(str(r["extracted"]) == c for r in mine) / len(mine))
+        k = len(classes)
+        acc = sum(recalls) / k
+        return 0.0 if k <= 1 else 100.0 * max((acc - 1 / k) / (1 - 1 / k), 0.0)
+    if task.endswith("_caption"):
+        from sacrebleu.metrics import CHRF
+
+        hyps = [r["extracted"] or "" for r in rows]
+        refs = [r["gold"][0] if isinstance(r["gold"], list) else r["gold"] for r in rows]
+        return float(CHRF(word_order=2).corpus_score(hyps, [refs]).score)
+    return 100.0 * sum(float(r["score"] or 0) for r in rows) / len(rows)
+
+
+def headline_bootstrap(a: Path, b: Path, *, resamples: int = 1000, seed: int = 0) -> dict:
+    """Paired bootstrap of the overall headline (mean over task x language cells) of eval
+    run ``b`` minus run ``a`` (one greedy run each, the same nano items).
+
+    Why: the headline weighs every task and language alike, so a per-item mean (dominated by
+    the many VQA items) tests another quantity. Each resample redraws the items of every
+    cell with replacement, the same draw for both runs, and rescores the cell as the task
+    does (:func:`_cell_headline`).
+
+    Returns:
+        ``{"diff": observed b - a, "ci95": [lo, hi], "resamples", "share_b_better"}``.
+    """
+    import random
+
+    def cells(run: Path) -> dict:
+        out: dict[tuple[str, str], dict[str, dict]] = {}
+        with open(Path(run) / "items.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    r = json.loads(line)
+                    out.setdefault((r["task"], r["lang"]), {})[r["id"]] = r
+        return out
+
+    ca, cb = cells(a), cells(b)
+    if {k: set(v) for k, v in ca.items()} != {k: set(v) for k, v in cb.items()}:
+        raise ValueError(f"eval runs {a} and {b} hold different items; cannot pair them")
+    keys = sorted(ca)
+    ids = {k: sorted(ca[k]) for k in keys}
+
+    def overall(cellrows: dict, draw: dict) -> float:
+        vals = [_cell_headline(k[0], [cellrows[k][i] for i in draw[k]]) for k in keys]
+        return sum(vals) / len(vals)
+
+    observed = overall(cb, ids) - overall(ca, ids)
+    rng = random.Random(seed)
+    diffs = []
+    for _ in range(resamples):
+        draw = {k: [rng.choice(ids[k]) for _ in ids[k]] for k in keys}
+        diffs.append(overall(cb, draw) - overall(ca, draw))
+    diffs.sort()
+    return {
+        "diff": round(observed, 2),
+        "ci95": [
+            round(diffs[int(0.025 * resamples)], 2),
+            round(diffs[int(0.975 * resamples) - 1], 2),
+        ],
+        "resamples": resamples,
+        "share_b_better": round(sum(d > 0 for d in diffs) / resamples, 4),
+    }
