@@ -29,7 +29,7 @@ def test_blocks_are_inserted_once_and_replaced_in_place(tmp_path):
     assert text.index("## Held-out accuracy") < text.index(HEADING)
     assert text.index("demo:merge") < text.index("demo:rl") < text.index("Licence:")
     assert text.rstrip().endswith("Licence: Apache-2.0.")
-    assert "Reproduce: `sealion-vl nano demo merge WORK` (about 10 min" in text
+    assert "Reproduce: `sealion-vl nano demo merge WORK` (about 10 min of training" in text
 
 
 def test_saved_blocks_rebuild_the_same_card(tmp_path):

@@ -171,7 +171,7 @@ def test_paired_difference_against_a_direct_count(smoke_run, tmp_path):
     assert got["mean_diff"] == round((100 + 0 + 10 - 100) / 4, 2)
     assert got["ci95"][0] <= got["mean_diff"] <= got["ci95"][1]
     (tmp_path / "b" / "items.jsonl").write_text(json.dumps({**json.loads(lines[0]), "id": "9"}))
-    with pytest.raises(SealionError, match="different items"):
+    with pytest.raises(ValueError, match="different items"):
         demo.paired(tmp_path / "a", tmp_path / "b")
 
 

@@ -124,4 +124,9 @@ def test_sampled_reward_is_the_mean_over_sampled_runs(demo):
     held = result["sampled"]["heldout"]
     gain = held["nano + GRPO"]["reward"]["all"] - held["nano"]["reward"]["all"]
     assert result["gain_sampled_reward"] == pytest.approx(gain, abs=0.01)
+    # paired over items (each item's mean over the runs): the same gain, with an interval
+    pair = result["sampled_paired"]
+    assert pair["items"] == 8 * SMOKE["limit"]
+    assert pair["mean_diff"] == pytest.approx(gain, abs=0.02)
+    assert pair["ci95"][0] <= pair["mean_diff"] <= pair["ci95"][1]
     assert "mean reward, sampled" in result["table"] and result["finding"]

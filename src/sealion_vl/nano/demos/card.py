@@ -45,7 +45,7 @@ def block(name: str, result: dict) -> str:
     lines += [result["table"].strip(), ""]
     command = f"sealion-vl nano demo {name} WORK" + (" --smoke" if result.get("smoke") else "")
     minutes = result.get("minutes")
-    took = f" (about {minutes:.0f} min on a 2-core CPU)" if minutes else ""
+    took = f" (about {minutes:.0f} min of training on a 2-core CPU)" if minutes else ""
     lines += [
         f"Reproduce: `{command}`{took}; the numbers, the eval folders and the "
         f"`sealion-vl eval run` commands behind them land in `WORK/{name}.json`.",

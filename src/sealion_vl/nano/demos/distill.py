@@ -37,7 +37,7 @@ from importlib import resources
 from pathlib import Path
 
 from sealion_vl.errors import SealionError
-from sealion_vl.nano.demos.common import data_dir, headline_bootstrap, measure, save
+from sealion_vl.nano.demos.common import data_dir, headline_bootstrap, measure, paired, save
 
 LABELS = "labels"  # the baseline arm: alpha = 0, cross-entropy on the reference replies
 #: Distilled arms: name -> (alpha, temperature). All are trained; the one with the best
@@ -51,7 +51,6 @@ STUDENT_SEED = 0
 NOT_WEIGHTS = ("output_dir", "save_every", "keep_checkpoints", "log_every")
 SMOKE_ITEMS, SMOKE_STEPS, SMOKE_LIMIT = 24, 3, 2
 SMOKE_LANGS = ["en", "th"]  # the smoke run checks the pipeline, on two scripts
-BOOTSTRAP = 2000
 HEADLINE_RESAMPLES = 1000  # each rescores 48 task x language cells per arm (~30 s in all)
 
 
@@ -185,46 +184,6 @@ def n_params(folder: Path) -> int:
                     size *= d
                 total += size
     return total
-
-
-def paired(a: Path, b: Path, *, seed: int = 0) -> dict:
-    """Item by item, eval run ``b`` minus eval run ``a`` (same items, same order of tasks).
-
-    Why: the headline mixes corpus-level metrics (normalised accuracy, chrF++) whose noise is
-    hard to read off; per item, both arms answered the same prompt, so the paired difference
-    and a bootstrap over items say whether a gap is more than which items were drawn.
-    Item scores are put on 0-100 (accuracy items 0 or 100, captions their sentence chrF++).
-
-    Returns:
-        ``{"items", "mean_diff", "ci95": [lo, hi], "better", "worse"}`` (items where b scored
-        higher / lower than a).
-    """
-    import random
-
-    def scores(run: Path) -> dict:
-        out = {}
-        with open(run / "items.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                r = json.loads(line)
-                scale = 1.0 if r["task"] == "nano_caption" else 100.0
-                out[(r["task"], r["lang"], r["id"])] = float(r["score"] or 0.0) * scale
-        return out
-
-    sa, sb = scores(a), scores(b)
-    if set(sa) != set(sb):
-        raise SealionError(f"eval runs {a} and {b} scored different items; cannot pair them")
-    diffs = [sb[k] - sa[k] for k in sorted(sa)]
-    n = len(diffs)
-    rng = random.Random(seed)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(BOOTSTRAP))
-    lo, hi = means[int(0.025 * BOOTSTRAP)], means[int(0.975 * BOOTSTRAP) - 1]
-    return {
-        "items": n,
-        "mean_diff": round(sum(diffs) / n, 2),
-        "ci95": [round(lo, 2), round(hi, 2)],
-        "better": sum(d > 0 for d in diffs),
-        "worse": sum(d < 0 for d in diffs),
-    }
 
 
 def run(work: Path, *, smoke: bool = False, progress: bool = True, log=print) -> dict:

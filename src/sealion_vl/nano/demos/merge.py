@@ -110,7 +110,7 @@ def run(work: Path, *, smoke: bool = False, progress: bool = True, log=print) ->
     plan = SMOKE if smoke else BuildPlan()
     until = "nano-sft" if smoke else "nano-general"
     log(f"[merge] rebuilding nano's stages up to {until} in {work / 'build'}")
-    stages, _, _ = train_stages(work / "build", plan, until=until, progress=progress, log=log)
+    stages, clocks, _ = train_stages(work / "build", plan, until=until, progress=progress, log=log)
     general = stages["nano-general"]
     sea_model = stages["nano-sft"] if smoke else Path(resolve("nano")[0])
     splits = ("sea/heldout", "general/heldout")
@@ -166,6 +166,7 @@ def run(work: Path, *, smoke: bool = False, progress: bool = True, log=print) ->
         "english_drop_vs_general": round(g["english"] - m["english"], 2),
         "sea_gain_kept": round(kept, 4),
         "seconds_this_invocation": round(time.perf_counter() - t0, 1),
+        "minutes": round(sum(clocks.values()) / 60, 1),  # the stages' own training clocks
         "command": f"sealion-vl nano demo merge {work}" + (" --smoke" if smoke else ""),
     }
     result["table"] = table(result, list(arms))
