@@ -13,8 +13,9 @@ import pytest
 
 from sealion_vl.nano.evaluate import score_item
 from sealion_vl.nano.synth import generate
+from sealion_vl.rl.answers import exact_answer, short_answer
 from sealion_vl.rl.registry import REWARDS, bind
-from sealion_vl.rl.rewards import RewardInputError, exact_answer, short_answer
+from sealion_vl.rl.rewards import RewardInputError
 
 
 @pytest.mark.parametrize(

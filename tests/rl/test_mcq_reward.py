@@ -11,9 +11,10 @@ import pytest
 
 from sealion_vl.nano.evaluate import score_item
 from sealion_vl.nano.synth import LANGUAGES, lang
+from sealion_vl.rl.answers import chosen_label, mcq_letter_match
 from sealion_vl.rl.config import RewardSpec
 from sealion_vl.rl.registry import REWARDS, bind
-from sealion_vl.rl.rewards import RewardInputError, chosen_label, mcq_letter_match
+from sealion_vl.rl.rewards import RewardInputError
 
 
 def _trl_call(func, replies, **columns):

@@ -1,10 +1,12 @@
 """``sealion_vl.rl``: GRPO with verifiable rewards on image+text prompts, through TRL.
 
-The rewards (:mod:`sealion_vl.rl.rewards`) are plain functions with TRL's calling convention
-and import no torch; :func:`rl` runs a recipe (:class:`RLRecipe`, read by
-:func:`load_rl_recipe`). ``rl`` is imported lazily so that using the rewards stays cheap.
+The rewards (:mod:`sealion_vl.rl.rewards`, :mod:`sealion_vl.rl.answers`) are plain
+functions with TRL's calling convention and import no torch; :func:`rl` runs a recipe
+(:class:`RLRecipe`, read by :func:`load_rl_recipe`). ``rl`` is imported lazily so that using
+the rewards stays cheap.
 """
 
+from sealion_vl.rl.answers import exact_answer, mcq_letter_match
 from sealion_vl.rl.config import RLRecipe, load_rl_recipe
 from sealion_vl.rl.registry import REWARDS, bind, combine, resolve_reward
 from sealion_vl.rl.rewards import (
@@ -32,10 +34,12 @@ __all__ = [
     "answer_tag_format",
     "bind",
     "combine",
+    "exact_answer",
     "extract_number",
     "ifeval_reward",
     "json_schema_valid",
     "load_rl_recipe",
+    "mcq_letter_match",
     "numeric_match",
     "resolve_reward",
     "rl",

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sealion_vl.rl.answers import exact_answer, mcq_letter_match
 from sealion_vl.rl.rewards import (
     RewardFunc,
     RewardInputError,
     answer_tag_format,
-    exact_answer,
     ifeval_reward,
     json_schema_valid,
-    mcq_letter_match,
     numeric_match,
 )
 

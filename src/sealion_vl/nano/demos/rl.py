@@ -13,7 +13,7 @@ Steps (each reused when rerun):
    (``generate(part="sea", split="train", kinds=("mcq",), seed=TRAIN_SEED)``): a seed nano was
    not trained on (its build uses 0), and the "train" stream, which never shares an image with
    a "heldout" split; rows carry the gold ``letter`` and the language's ``answer_tag``;
-2. **reward**: ``mcq_letter`` (:func:`sealion_vl.rl.rewards.mcq_letter_match`): 1 when the
+2. **reward**: ``mcq_letter`` (:func:`sealion_vl.rl.answers.mcq_letter_match`): 1 when the
    letter after the language's tag is the gold one, the rule ``nano_mcq`` scores by;
 3. **GRPO** with the packaged recipe ``rl/recipes/nano-mcq.yaml`` (settings chosen on the
    validation split: ``sea/heldout`` drawn with :data:`VALIDATION_SEED`, never the reported
