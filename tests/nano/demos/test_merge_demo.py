@@ -11,14 +11,13 @@ from typer.testing import CliRunner
 
 from sealion_vl.cli import app
 from sealion_vl.nano.demos.merge import CANDIDATES, choose
+from tests.fixtures.demos import run_smoke_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("merge-demo")
-    r = CliRunner().invoke(app, ["nano", "demo", "merge", str(work), "--smoke", "--no-progress"])
-    assert r.exit_code == 0, r.output
-    return work, r.output
+    return work, run_smoke_demo("merge", work)
 
 
 def _total(folder, lang="en") -> float:
@@ -75,8 +74,7 @@ def test_rerun_reuses_every_step(demo):
     work, _ = demo
     before = {p: p.stat().st_mtime_ns for p in (work / "merges").rglob("*.safetensors")}
     first = json.loads((work / "merge.json").read_text())
-    r = CliRunner().invoke(app, ["nano", "demo", "merge", str(work), "--smoke", "--no-progress"])
-    assert r.exit_code == 0, r.output
+    run_smoke_demo("merge", work)
     assert {p: p.stat().st_mtime_ns for p in before} == before
     again = json.loads((work / "merge.json").read_text())
     assert again["heldout"] == first["heldout"] and again["chosen"] == first["chosen"]

@@ -8,19 +8,16 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from sealion_vl.cli import app
 from sealion_vl.nano.demos.rl import SMOKE, TRAIN_SEED
 from sealion_vl.runtime.load import resolve
+from tests.fixtures.demos import run_smoke_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("rl-demo")
-    r = CliRunner().invoke(app, ["nano", "demo", "rl", str(work), "--smoke", "--no-progress"])
-    assert r.exit_code == 0, r.output
-    return work, r.output
+    return work, run_smoke_demo("rl", work)
 
 
 def _items(folder) -> list[dict]:
@@ -99,8 +96,7 @@ def test_rerun_reuses_the_trained_model(demo):
     weights = work / "rl-model" / "model.safetensors"
     before = weights.stat().st_mtime_ns
     first = json.loads((work / "rl.json").read_text())
-    r = CliRunner().invoke(app, ["nano", "demo", "rl", str(work), "--smoke", "--no-progress"])
-    assert r.exit_code == 0, r.output
+    run_smoke_demo("rl", work)
     assert weights.stat().st_mtime_ns == before
     again = json.loads((work / "rl.json").read_text())
     assert again["heldout"] == first["heldout"] and again["check"] == first["check"]
