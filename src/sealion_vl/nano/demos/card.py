@@ -22,7 +22,8 @@ SHOWN = ("finding", "table", "smoke", "minutes")
 
 HEADING = "## The adapt recipe on nano (merge, distil, RL)"
 INTRO = (
-    "Each result below is measured with `sealion-vl eval run` (one greedy run) on held-out "
+    "Each result below is measured with `sealion-vl eval run` (one greedy run unless it says "
+    "otherwise) on held-out "
     "nano task folders and reproduced by the one command under it, which starts from the "
     "shipped nano and writes every checkpoint, eval folder and the numbers to its work folder. "
     "Settings were chosen on validation splits drawn with another seed, never on the items "
