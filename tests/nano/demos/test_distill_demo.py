@@ -194,7 +194,8 @@ def test_headline_interval_rescores_the_eval_runs(smoke_run):
             cells.setdefault((row["task"], row["lang"]), []).append(row)
         for (task, lang), rows in cells.items():
             want = results[lang]["nano"][task][headline[task]]
-            assert _cell_headline(task, rows) == pytest.approx(want, abs=1e-6), (task, lang)
+            got = _cell_headline(headline[task], rows)
+            assert got == pytest.approx(want, abs=1e-6), (task, lang)
     same = headline_bootstrap(evals / run, evals / run, resamples=20)
     assert same["diff"] == 0 and same["ci95"] == [0, 0] and same["share_b_better"] == 0
     with pytest.raises(ValueError, match="different items"):
